@@ -113,7 +113,7 @@ mod tests {
         );
         assert_eq!(&sealed[..16], hex!("d31a8d34648e60db7b86afbc53ef7ec2"));
         assert_eq!(open(&key, &nonce, &aad, &sealed).unwrap(), pt);
-        let mut bad = sealed.clone();
+        let mut bad = sealed;
         bad[3] ^= 1;
         assert_eq!(open(&key, &nonce, &aad, &bad), Err(Error::Authentication));
     }
