@@ -14,6 +14,7 @@
 //!
 //! # Structure
 //! - [`tlv8`]: the TLV8 codec (HAP §1: 255-byte fragments, `FF 00` / `00 00` list separators).
+//! - [`camera`]: camera RTP stream management TLVs (HAP §7).
 //! - [`crypto`]: HKDF-SHA-512 derivations and ChaCha20-Poly1305 with HAP nonces.
 //! - [`srp`]: SRP-6a over the 3072-bit group with SHA-512, both padding conventions.
 //! - [`pairing`]: pair-setup (M1-M6), pair-verify (M1-M4), pairings management, the store trait.
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod camera;
 pub mod crypto;
 pub mod error;
 pub mod pairing;
