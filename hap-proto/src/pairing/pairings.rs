@@ -98,7 +98,7 @@ fn add(pairing: Pairing, store: &mut dyn PairingStore) -> Result<PairingsReply, 
         None => {}
     }
     store.put_pairing(pairing).map_err(Error::Store)?;
-    Ok(success(Vec::new(), Vec::new(), false))
+    Ok(success(Vec::new(), false))
 }
 
 fn remove(id: &PairingId, store: &mut dyn PairingStore) -> Result<PairingsReply, Error> {
@@ -120,7 +120,7 @@ fn remove(id: &PairingId, store: &mut dyn PairingStore) -> Result<PairingsReply,
         }
     }
     let now_unpaired = !removed.is_empty() && !store.is_paired();
-    Ok(success(Vec::new(), removed, now_unpaired))
+    Ok(success(removed, now_unpaired))
 }
 
 /// `State=2` then Identifier, PublicKey, Permissions per pairing, `FF 00` between pairings.
@@ -184,9 +184,10 @@ fn parse_identifier(items: &tlv8::Items<'_>) -> Result<PairingId, Error> {
     Ok(PairingId(id.to_vec()))
 }
 
-fn success(body_extra: Vec<u8>, removed: Vec<PairingId>, now_unpaired: bool) -> PairingsReply {
+/// `State=2` alone: the add or remove succeeded.
+fn success(removed: Vec<PairingId>, now_unpaired: bool) -> PairingsReply {
     let mut body = Writer::new();
-    body.put_u8(TlvType::STATE.0, STATE_M2).put_raw(&body_extra);
+    body.put_u8(TlvType::STATE.0, STATE_M2);
     PairingsReply {
         body: body.into_vec(),
         removed,
@@ -194,6 +195,7 @@ fn success(body_extra: Vec<u8>, removed: Vec<PairingId>, now_unpaired: bool) -> 
     }
 }
 
+/// `State=2, Error=error`.
 fn refusal(error: TlvError) -> PairingsReply {
     let mut body = Writer::new();
     body.put_u8(TlvType::STATE.0, STATE_M2)
@@ -219,3 +221,121 @@ fn invalid(offset: usize, context: &'static str) -> Error {
 
 const STATE_M1: u8 = 1;
 const STATE_M2: u8 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pairing::MemoryStore;
+
+    fn admin_store() -> (MemoryStore, PairingId) {
+        let id = PairingId(b"ADMIN".to_vec());
+        let store = MemoryStore {
+            pairings: vec![Pairing {
+                id: id.clone(),
+                public_key: [1; 32],
+                permissions: Permissions::Admin,
+            }],
+            failed_attempts: 0,
+        };
+        (store, id)
+    }
+
+    #[test]
+    fn request_shape_errors() {
+        let (mut store, admin) = admin_store();
+        // No State, State 3, no Method, method 2 (pair-verify), truncated TLV.
+        let cases: [(&[u8], Error); 4] = [
+            (&[0x00, 0x01, 0x05], missing(TlvType::STATE)),
+            (
+                &[0x06, 0x01, 0x03, 0x00, 0x01, 0x05],
+                Error::PeerMisbehaved(PeerMisbehaved::UnexpectedState { received: 3 }),
+            ),
+            (&[0x06, 0x01, 0x01], missing(TlvType::METHOD)),
+            (
+                &[0x06, 0x01, 0x01, 0x00, 0x01, 0x02],
+                Error::PeerMisbehaved(PeerMisbehaved::UnsupportedMethod { method: 2 }),
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(handle(body, &admin, &mut store), Err(expected));
+        }
+        assert!(matches!(
+            handle(&[0x06, 0x01], &admin, &mut store),
+            Err(Error::Decode(_))
+        ));
+        // Add with a 31-byte key.
+        let mut w = Writer::new();
+        w.put_u8(6, 1)
+            .put_u8(0, 3)
+            .put(1, b"X")
+            .put(3, &[0; 31])
+            .put_u8(0x0B, 0);
+        assert_eq!(
+            handle(&w.into_vec(), &admin, &mut store),
+            Err(Error::PeerMisbehaved(PeerMisbehaved::BadLength {
+                ty: 3,
+                len: 31
+            }))
+        );
+        // Remove with an empty identifier.
+        let mut w = Writer::new();
+        w.put_u8(6, 1).put_u8(0, 4).put(1, b"");
+        assert!(matches!(
+            handle(&w.into_vec(), &admin, &mut store),
+            Err(Error::Decode(_))
+        ));
+        assert_eq!(store.pairings.len(), 1);
+    }
+
+    #[test]
+    fn store_failure_is_reported_not_acknowledged() {
+        struct Failing(MemoryStore);
+        impl PairingStore for Failing {
+            fn pairings(&self) -> Vec<Pairing> {
+                self.0.pairings()
+            }
+            fn put_pairing(&mut self, _: Pairing) -> Result<(), crate::error::StoreError> {
+                Err(crate::error::StoreError { what: "disk full" })
+            }
+            fn remove_pairing(&mut self, _: &PairingId) -> Result<(), crate::error::StoreError> {
+                Err(crate::error::StoreError { what: "disk full" })
+            }
+            fn failed_attempts(&self) -> u32 {
+                0
+            }
+            fn set_failed_attempts(&mut self, _: u32) -> Result<(), crate::error::StoreError> {
+                Ok(())
+            }
+        }
+        let (store, admin) = admin_store();
+        let mut store = Failing(store);
+        let mut w = Writer::new();
+        w.put_u8(6, 1)
+            .put_u8(0, 3)
+            .put(1, b"NEW")
+            .put(3, &[2; 32])
+            .put_u8(0x0B, 0);
+        assert_eq!(
+            handle(&w.into_vec(), &admin, &mut store),
+            Err(Error::Store(crate::error::StoreError { what: "disk full" }))
+        );
+        let mut w = Writer::new();
+        w.put_u8(6, 1).put_u8(0, 4).put(1, b"ADMIN");
+        assert!(matches!(
+            handle(&w.into_vec(), &admin, &mut store),
+            Err(Error::Store(_))
+        ));
+    }
+
+    #[test]
+    fn empty_list_is_state_alone() {
+        let (mut store, admin) = admin_store();
+        store.pairings.clear();
+        // Nobody is left, so nobody is admin: even listing is refused.
+        let mut w = Writer::new();
+        w.put_u8(6, 1).put_u8(0, 5);
+        let reply = handle(&w.into_vec(), &admin, &mut store).unwrap();
+        assert_eq!(reply.body, [6, 1, 2, 7, 1, 2]);
+        assert_eq!(list(&store).body, [6, 1, 2]);
+    }
+}

@@ -17,6 +17,8 @@
 //! - `Ok(reply)`: send `reply.body` (HTTP 200, `application/pairing+tlv8`). The body may carry an
 //!   `Error` item: decryption failure, unknown controller or bad signature answer
 //!   `State=4, Error=Authentication` (`06 01 04 07 01 02`).
+//!   An M1 whose public key is a low-order X25519 point (no shared secret) is answered
+//!   `State=2, Error=Authentication`.
 //! - `Err(e)`: the request was malformed (bad TLV, missing or mis-sized item, unexpected State);
 //!   answer HTTP 400.
 //!
@@ -312,3 +314,84 @@ const STATE_M1: u8 = 1;
 const STATE_M2: u8 = 2;
 const STATE_M3: u8 = 3;
 const STATE_M4: u8 = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pairing::MemoryStore;
+
+    struct Counter(u8);
+    impl CryptoRandom for Counter {
+        fn fill(&mut self, buf: &mut [u8]) {
+            for b in buf {
+                self.0 = self.0.wrapping_add(1);
+                *b = self.0;
+            }
+        }
+    }
+
+    fn m1() -> Vec<u8> {
+        let mut w = Writer::new();
+        w.put_u8(6, 1).put(
+            3,
+            PublicKey::from(&StaticSecret::from([9u8; 32])).as_bytes(),
+        );
+        w.into_vec()
+    }
+
+    #[test]
+    fn any_error_returns_to_expect_m1() {
+        let mut rng = Counter(0);
+        let identity = AccessoryIdentity::generate(&mut rng);
+        let store = MemoryStore::default();
+        let mut cx = VerifyContext {
+            identity: &identity,
+            store: &store,
+            rng: &mut rng,
+        };
+        let mut pv = PairVerify::new();
+        let reply = pv.handle(&m1(), &mut cx).unwrap();
+        assert!(reply.established.is_none());
+        assert!(pv.is_expecting_m3());
+        // A malformed body drops the M1 state.
+        assert!(pv.handle(&[0x06], &mut cx).is_err());
+        assert!(!pv.is_expecting_m3());
+        pv.handle(&m1(), &mut cx).unwrap();
+        // An M3 without EncryptedData too.
+        assert_eq!(
+            pv.handle(&[6, 1, 3], &mut cx).err(),
+            Some(Error::PeerMisbehaved(PeerMisbehaved::MissingItem { ty: 5 }))
+        );
+        assert!(!pv.is_expecting_m3());
+        // Undecryptable M3 (wrong key): Authentication reply, back to M1.
+        pv.handle(&m1(), &mut cx).unwrap();
+        let mut w = Writer::new();
+        w.put_u8(6, 3).put(5, &[0u8; 40]);
+        let reply = pv.handle(&w.into_vec(), &mut cx).unwrap();
+        assert_eq!(reply.body, [6, 1, 4, 7, 1, 2]);
+        assert!(!pv.is_expecting_m3());
+        // Debug shows the state, never key material.
+        pv.handle(&m1(), &mut cx).unwrap();
+        assert_eq!(
+            format!("{pv:?}"),
+            "PairVerify { state: ExpectM3(ExpectM3 { .. }) }"
+        );
+    }
+
+    #[test]
+    fn m2_is_fresh_per_m1() {
+        let mut rng = Counter(0);
+        let identity = AccessoryIdentity::generate(&mut rng);
+        let store = MemoryStore::default();
+        let mut cx = VerifyContext {
+            identity: &identity,
+            store: &store,
+            rng: &mut rng,
+        };
+        let mut pv = PairVerify::new();
+        let a = pv.handle(&m1(), &mut cx).unwrap().body;
+        let b = pv.handle(&m1(), &mut cx).unwrap().body;
+        // Same controller key, new accessory ephemeral key each time.
+        assert_ne!(a.get(5..37), b.get(5..37));
+    }
+}

@@ -94,15 +94,15 @@ impl Sealer {
     /// Fails with [`PeerMisbehaved::CounterExhausted`], writing nothing, if the frames would
     /// need a counter past `u64::MAX - 1`; the connection must then be closed.
     pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        let frames = plaintext.len().div_ceil(MAX_FRAME_PLAINTEXT);
+        let frame_count = plaintext.len().div_ceil(MAX_FRAME_PLAINTEXT);
         let exhausted = Error::PeerMisbehaved(PeerMisbehaved::CounterExhausted);
-        let frames = u64::try_from(frames).map_err(|_| exhausted.clone())?;
+        let frames = u64::try_from(frame_count).map_err(|_| exhausted.clone())?;
         // The counter after sealing may reach u64::MAX; the last nonce used is then MAX - 1.
         let end = self.counter.checked_add(frames).ok_or(exhausted)?;
         out.reserve(
             plaintext
                 .len()
-                .saturating_add(frames.saturating_mul(FRAME_OVERHEAD as u64) as usize),
+                .saturating_add(frame_count.saturating_mul(FRAME_OVERHEAD)),
         );
         for chunk in plaintext.chunks(MAX_FRAME_PLAINTEXT) {
             // `chunks(1024)` yields at most 1024 bytes, which fits in a u16.
@@ -276,19 +276,6 @@ impl Opener {
     }
 }
 
-/// Decrypts one complete frame in place; returns its plaintext, or `None` if the tag fails.
-fn open_frame<'f>(
-    key: &[u8; 32],
-    nonce: &[u8; 12],
-    frame: &'f mut [u8],
-    len: usize,
-) -> Option<&'f [u8]> {
-    let (aad, rest) = frame.split_at_mut_checked(LEN_BYTES)?;
-    let (ciphertext, tag) = rest.split_at_mut_checked(len)?;
-    open_in_place(key, nonce, aad, ciphertext, tag).ok()?;
-    Some(ciphertext)
-}
-
 impl Drop for Opener {
     fn drop(&mut self) {
         self.key.zeroize();
@@ -304,6 +291,19 @@ impl core::fmt::Debug for Opener {
             .field("failed", &self.failed)
             .finish_non_exhaustive()
     }
+}
+
+/// Decrypts one complete frame in place; returns its plaintext, or `None` if the tag fails.
+fn open_frame<'f>(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    frame: &'f mut [u8],
+    len: usize,
+) -> Option<&'f [u8]> {
+    let (aad, rest) = frame.split_at_mut_checked(LEN_BYTES)?;
+    let (ciphertext, tag) = rest.split_at_mut_checked(len)?;
+    open_in_place(key, nonce, aad, ciphertext, tag).ok()?;
+    Some(ciphertext)
 }
 
 /// The most plaintext bytes in one frame (HAP §4, ADK `kHAPIPSecurityProtocol_MaxFrameBytes`).
