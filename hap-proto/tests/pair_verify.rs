@@ -342,6 +342,25 @@ fn controller_key_not_matching_the_stored_ltpk_gets_authentication() {
 }
 
 #[test]
+fn m3_identifier_length_rules() {
+    // 37 bytes cannot name a pairing: malformed (HTTP 400), as ADK. Empty: simply unknown.
+    for (id, expect_decode_error) in [(&[b'A'; 37][..], true), (&[][..], false)] {
+        let mut h = Harness::new(21);
+        let (expect_m2, m1) = ControllerVerify::start(&mut h.rng);
+        let m2 = h.accessory_handle(&m1).unwrap();
+        let mut creds = h.creds();
+        creds.pairing_id = id;
+        let (_, m3) = expect_m2.handle(&m2.body, &creds).unwrap();
+        let result = h.accessory_handle(&m3);
+        if expect_decode_error {
+            assert!(matches!(result, Err(Error::Decode(_))), "{result:?}");
+        } else {
+            assert_eq!(result.unwrap().body, M4_AUTH_ERROR);
+        }
+    }
+}
+
+#[test]
 fn tampered_m3_gets_authentication_and_controller_sees_it() {
     let mut h = Harness::new(14);
     let (expect_m2, m1) = ControllerVerify::start(&mut h.rng);
@@ -463,6 +482,10 @@ fn pairings_non_admin_is_refused() {
             Err(Error::Pairing(TlvError::AUTHENTICATION))
         );
     }
+    // Rights are checked before the items: a malformed add from a non-admin is still refused.
+    let reply =
+        pairings::handle(&[0x06, 0x01, 0x01, 0x00, 0x01, 0x03], &caller, &mut store).unwrap();
+    assert_eq!(reply.body, [0x06, 0x01, 0x02, 0x07, 0x01, 0x02]);
     assert_eq!(store.pairings.len(), 1);
     // A caller whose pairing is gone is refused too.
     let reply = pairings::handle(
@@ -611,6 +634,22 @@ fn pairings_demoted_admin_loses_rights_at_once() {
     // My session is still open, but my next request is refused.
     let reply = pairings::handle(&list_pairings_request(), &me, &mut store).unwrap();
     assert_eq!(reply.body, [0x06, 0x01, 0x02, 0x07, 0x01, 0x02]);
+
+    // The other admin demotes itself too: no admin is left, so every pairing goes.
+    let reply = pairings::handle(
+        &add_pairing_request(
+            b"OTHER-ADMIN",
+            &other_key.verifying_key().to_bytes(),
+            Permissions::User,
+        ),
+        &other,
+        &mut store,
+    )
+    .unwrap();
+    assert_eq!(reply.body, [0x06, 0x01, 0x02]);
+    assert_eq!(reply.removed, vec![me, other]);
+    assert!(reply.now_unpaired);
+    assert!(store.pairings.is_empty());
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! - `Ok(reply)`: send `reply.body` (HTTP 200, `application/pairing+tlv8`) on the encrypted
 //!   session, then close every session verified with a pairing in `reply.removed`, and advertise
 //!   `sf=1` when `reply.now_unpaired`.
-//! - `Err(Error::Store(_))`: the store failed; nothing was acknowledged (answer HTTP 500).
+//! - `Err(Error::Store(_))`: the store failed and nothing was acknowledged; answer
+//!   `State=2, Error=`[`Error::tlv_error`] (Unknown), as ADK does.
 //! - any other `Err`: the request was malformed (answer HTTP 400).
 //!
 //! The caller's rights are read from the store on every request, so an admin that was demoted
@@ -33,7 +34,8 @@ pub struct PairingsReply {
 ///
 /// Refusals are replies, not errors: a caller that is not (or no longer) an admin gets
 /// `Authentication`, an add for a known identifier with another key gets `Unknown`, an add
-/// into a full store gets `MaxPeers`.
+/// into a full store gets `MaxPeers`. When a remove, or an add that demotes, leaves no admin,
+/// every pairing is removed (HAP §2.8) and listed in [`PairingsReply::removed`].
 pub fn handle(
     body: &[u8],
     caller: &PairingId,
@@ -55,34 +57,27 @@ pub fn handle(
         Some(_) => return Err(invalid(0, "pairings Method")),
         None => return Err(missing(TlvType::METHOD)),
     };
-    let request = match method {
-        Method::ADD_PAIRING => Request::Add(parse_add(&items)?),
-        Method::REMOVE_PAIRING => Request::Remove(parse_identifier(&items)?),
-        Method::LIST_PAIRINGS => Request::List,
-        other => {
-            return Err(Error::PeerMisbehaved(PeerMisbehaved::UnsupportedMethod {
-                method: other.0,
-            }));
-        }
-    };
-    // HAP §2.8: admin only, judged by what is stored now.
+    if !matches!(
+        method,
+        Method::ADD_PAIRING | Method::REMOVE_PAIRING | Method::LIST_PAIRINGS
+    ) {
+        return Err(Error::PeerMisbehaved(PeerMisbehaved::UnsupportedMethod {
+            method: method.0,
+        }));
+    }
+    // HAP §2.8: admin only, judged by what is stored now. As in ADK, rights are checked before
+    // the method's own items, so a non-admin learns nothing about its request's validity.
     let is_admin = store
         .pairing(caller)
         .is_some_and(|p| p.permissions == Permissions::Admin);
     if !is_admin {
         return Ok(refusal(TlvError::AUTHENTICATION));
     }
-    match request {
-        Request::Add(pairing) => add(pairing, store),
-        Request::Remove(id) => remove(&id, store),
-        Request::List => Ok(list(store)),
+    match method {
+        Method::ADD_PAIRING => add(parse_add(&items)?, store),
+        Method::REMOVE_PAIRING => remove(&parse_identifier(&items)?, store),
+        _ => Ok(list(store)),
     }
-}
-
-enum Request {
-    Add(Pairing),
-    Remove(PairingId),
-    List,
 }
 
 fn add(pairing: Pairing, store: &mut dyn PairingStore) -> Result<PairingsReply, Error> {
@@ -98,7 +93,11 @@ fn add(pairing: Pairing, store: &mut dyn PairingStore) -> Result<PairingsReply, 
         None => {}
     }
     store.put_pairing(pairing).map_err(Error::Store)?;
-    Ok(success(Vec::new(), false))
+    // Demoting the last admin leaves nobody to manage the accessory (ADK runs the same cleanup
+    // after a permissions update).
+    let removed = remove_all_without_admin(store)?;
+    let now_unpaired = !removed.is_empty() && !store.is_paired();
+    Ok(success(removed, now_unpaired))
 }
 
 fn remove(id: &PairingId, store: &mut dyn PairingStore) -> Result<PairingsReply, Error> {
@@ -108,19 +107,26 @@ fn remove(id: &PairingId, store: &mut dyn PairingStore) -> Result<PairingsReply,
         store.remove_pairing(id).map_err(Error::Store)?;
         removed.push(id.clone());
     }
-    // HAP §2.8: with no admin left, nobody could manage the accessory: remove every pairing.
+    removed.extend(remove_all_without_admin(store)?);
+    let now_unpaired = !removed.is_empty() && !store.is_paired();
+    Ok(success(removed, now_unpaired))
+}
+
+/// HAP §2.8: with no admin left, every pairing is removed. Returns the removed identifiers.
+fn remove_all_without_admin(store: &mut dyn PairingStore) -> Result<Vec<PairingId>, Error> {
     let remaining = store.pairings();
-    if !remaining
+    if remaining
         .iter()
         .any(|p| p.permissions == Permissions::Admin)
     {
-        for pairing in remaining {
-            store.remove_pairing(&pairing.id).map_err(Error::Store)?;
-            removed.push(pairing.id);
-        }
+        return Ok(Vec::new());
     }
-    let now_unpaired = !removed.is_empty() && !store.is_paired();
-    Ok(success(removed, now_unpaired))
+    let mut removed = Vec::with_capacity(remaining.len());
+    for pairing in remaining {
+        store.remove_pairing(&pairing.id).map_err(Error::Store)?;
+        removed.push(pairing.id);
+    }
+    Ok(removed)
 }
 
 /// `State=2` then Identifier, PublicKey, Permissions per pairing, `FF 00` between pairings.

@@ -237,8 +237,13 @@ impl ExpectM3 {
         let sub = tlv8::decode(plain)?;
         let identifier = required(&sub, TlvType::IDENTIFIER)?;
         let signature = fixed::<64>(&sub, TlvType::SIGNATURE)?;
-        if identifier.is_empty() || identifier.len() > MAX_PAIRING_ID_LEN {
-            return Ok(auth_failure());
+        if identifier.len() > MAX_PAIRING_ID_LEN {
+            // As ADK: an identifier no pairing can have is malformed, not unknown.
+            return Err(Error::Decode(DecodeError::new(
+                MAX_PAIRING_ID_LEN,
+                "pair-verify M3 Identifier",
+                DecodeErrorKind::TooLong,
+            )));
         }
         let id = PairingId(identifier.to_vec());
         let Some(pairing) = cx.store.pairing(&id) else {
