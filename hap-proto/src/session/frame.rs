@@ -422,4 +422,31 @@ mod tests {
         assert_eq!(got, msg);
         assert_eq!(opener.buffered(), 0);
     }
+
+    #[test]
+    fn garbage_never_panics_and_failure_is_sticky() {
+        use rand_chacha::ChaCha20Rng;
+        use rand_chacha::rand_core::{Rng, SeedableRng};
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        for _ in 0..500 {
+            let mut opener = Opener::new([7; 32]);
+            let len = (rng.next_u32() % 3000) as usize;
+            let mut junk = vec![0u8; len];
+            rng.fill_bytes(&mut junk);
+            let mut first_error = None;
+            for piece in junk.chunks((rng.next_u32() % 300 + 1) as usize) {
+                opener.feed(piece);
+                match opener.open_available(&mut Vec::new()) {
+                    Ok(_) => assert!(first_error.is_none()),
+                    Err(e) => {
+                        if let Some(first) = &first_error {
+                            assert_eq!(&e, first);
+                        }
+                        first_error = Some(e);
+                    }
+                }
+                assert_eq!(opener.counter(), 0);
+            }
+        }
+    }
 }
