@@ -1,1 +1,347 @@
-//! (in progress)
+//! Pairings management, accessory side (HAP §2.8): POST /pairings on a verified session.
+//!
+//! One request, one reply: `State=1` with `Method` AddPairing (3), RemovePairing (4) or
+//! ListPairings (5), answered with `State=2` and, on refusal, an `Error` item.
+//!
+//! Outcomes of [`handle`]:
+//! - `Ok(reply)`: send `reply.body` (HTTP 200, `application/pairing+tlv8`) on the encrypted
+//!   session, then close every session verified with a pairing in `reply.removed`, and advertise
+//!   `sf=1` when `reply.now_unpaired`.
+//! - `Err(Error::Store(_))`: the store failed and nothing was acknowledged; answer
+//!   `State=2, Error=`[`Error::tlv_error`] (Unknown), as ADK does.
+//! - any other `Err`: the request was malformed (answer HTTP 400).
+//!
+//! The caller's rights are read from the store on every request, so an admin that was demoted
+//! or removed while connected loses them at once.
+
+use super::{MAX_PAIRING_ID_LEN, MAX_PAIRINGS, Pairing, PairingId, PairingStore, Permissions};
+use crate::error::{DecodeError, DecodeErrorKind, Error, PeerMisbehaved};
+use crate::tlv8::{self, Method, TlvError, TlvType, Writer};
+
+/// The reply to one /pairings request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingsReply {
+    /// The TLV8 body to send.
+    pub body: Vec<u8>,
+    /// Pairings removed by this request: close their sessions after sending `body`.
+    pub removed: Vec<PairingId>,
+    /// The last pairing is gone: the accessory is unpaired again (`sf=1`, HAP §8.1).
+    pub now_unpaired: bool,
+}
+
+/// Handles one POST /pairings body from the controller `caller` (the pairing its session was
+/// verified with). See the module docs for the outcomes.
+///
+/// Refusals are replies, not errors: a caller that is not (or no longer) an admin gets
+/// `Authentication`, an add for a known identifier with another key gets `Unknown`, an add
+/// into a full store gets `MaxPeers`. When a remove, or an add that demotes, leaves no admin,
+/// every pairing is removed (HAP §2.8) and listed in [`PairingsReply::removed`].
+pub fn handle(
+    body: &[u8],
+    caller: &PairingId,
+    store: &mut dyn PairingStore,
+) -> Result<PairingsReply, Error> {
+    let items = tlv8::decode(body)?;
+    match items.get_unique(TlvType::STATE.0)? {
+        Some([STATE_M1]) => {}
+        Some([received]) => {
+            return Err(Error::PeerMisbehaved(PeerMisbehaved::UnexpectedState {
+                received: *received,
+            }));
+        }
+        Some(_) => return Err(invalid(0, "pairings State")),
+        None => return Err(missing(TlvType::STATE)),
+    }
+    let method = match items.get_unique(TlvType::METHOD.0)? {
+        Some([m]) => Method(*m),
+        Some(_) => return Err(invalid(0, "pairings Method")),
+        None => return Err(missing(TlvType::METHOD)),
+    };
+    if !matches!(
+        method,
+        Method::ADD_PAIRING | Method::REMOVE_PAIRING | Method::LIST_PAIRINGS
+    ) {
+        return Err(Error::PeerMisbehaved(PeerMisbehaved::UnsupportedMethod {
+            method: method.0,
+        }));
+    }
+    // HAP §2.8: admin only, judged by what is stored now. As in ADK, rights are checked before
+    // the method's own items, so a non-admin learns nothing about its request's validity.
+    let is_admin = store
+        .pairing(caller)
+        .is_some_and(|p| p.permissions == Permissions::Admin);
+    if !is_admin {
+        return Ok(refusal(TlvError::AUTHENTICATION));
+    }
+    match method {
+        Method::ADD_PAIRING => add(parse_add(&items)?, store),
+        Method::REMOVE_PAIRING => remove(&parse_identifier(&items)?, store),
+        _ => Ok(list(store)),
+    }
+}
+
+fn add(pairing: Pairing, store: &mut dyn PairingStore) -> Result<PairingsReply, Error> {
+    match store.pairing(&pairing.id) {
+        // HAP §2.8: a known identifier may only change its permissions.
+        Some(existing) if existing.public_key != pairing.public_key => {
+            return Ok(refusal(TlvError::UNKNOWN));
+        }
+        Some(_) => {}
+        None if store.pairings().len() >= MAX_PAIRINGS => {
+            return Ok(refusal(TlvError::MAX_PEERS));
+        }
+        None => {}
+    }
+    store.put_pairing(pairing).map_err(Error::Store)?;
+    // Demoting the last admin leaves nobody to manage the accessory (ADK runs the same cleanup
+    // after a permissions update).
+    let removed = remove_all_without_admin(store)?;
+    let now_unpaired = !removed.is_empty() && !store.is_paired();
+    Ok(success(removed, now_unpaired))
+}
+
+fn remove(id: &PairingId, store: &mut dyn PairingStore) -> Result<PairingsReply, Error> {
+    let mut removed = Vec::new();
+    // Removing an unknown identifier succeeds (HAP §2.8).
+    if store.pairing(id).is_some() {
+        store.remove_pairing(id).map_err(Error::Store)?;
+        removed.push(id.clone());
+    }
+    removed.extend(remove_all_without_admin(store)?);
+    let now_unpaired = !removed.is_empty() && !store.is_paired();
+    Ok(success(removed, now_unpaired))
+}
+
+/// HAP §2.8: with no admin left, every pairing is removed. Returns the removed identifiers.
+fn remove_all_without_admin(store: &mut dyn PairingStore) -> Result<Vec<PairingId>, Error> {
+    let remaining = store.pairings();
+    if remaining
+        .iter()
+        .any(|p| p.permissions == Permissions::Admin)
+    {
+        return Ok(Vec::new());
+    }
+    let mut removed = Vec::with_capacity(remaining.len());
+    for pairing in remaining {
+        store.remove_pairing(&pairing.id).map_err(Error::Store)?;
+        removed.push(pairing.id);
+    }
+    Ok(removed)
+}
+
+/// `State=2` then Identifier, PublicKey, Permissions per pairing, `FF 00` between pairings.
+fn list(store: &dyn PairingStore) -> PairingsReply {
+    let mut body = Writer::new();
+    body.put_u8(TlvType::STATE.0, STATE_M2);
+    for (index, pairing) in store.pairings().iter().enumerate() {
+        if index > 0 {
+            body.separator(TlvType::SEPARATOR.0);
+        }
+        body.put(TlvType::IDENTIFIER.0, &pairing.id.0)
+            .put(TlvType::PUBLIC_KEY.0, &pairing.public_key)
+            .put_u8(TlvType::PERMISSIONS.0, pairing.permissions.to_byte());
+    }
+    PairingsReply {
+        body: body.into_vec(),
+        removed: Vec::new(),
+        now_unpaired: false,
+    }
+}
+
+fn parse_add(items: &tlv8::Items<'_>) -> Result<Pairing, Error> {
+    let id = parse_identifier(items)?;
+    let key = items
+        .get_unique(TlvType::PUBLIC_KEY.0)?
+        .ok_or_else(|| missing(TlvType::PUBLIC_KEY))?;
+    let public_key: [u8; 32] = key.try_into().map_err(|_| {
+        Error::PeerMisbehaved(PeerMisbehaved::BadLength {
+            ty: TlvType::PUBLIC_KEY.0,
+            len: key.len(),
+        })
+    })?;
+    let permissions = match items.get_unique(TlvType::PERMISSIONS.0)? {
+        Some([b]) => {
+            Permissions::from_byte(*b).ok_or_else(|| invalid(0, "pairings Permissions"))?
+        }
+        Some(_) => return Err(invalid(0, "pairings Permissions")),
+        None => return Err(missing(TlvType::PERMISSIONS)),
+    };
+    Ok(Pairing {
+        id,
+        public_key,
+        permissions,
+    })
+}
+
+fn parse_identifier(items: &tlv8::Items<'_>) -> Result<PairingId, Error> {
+    let id = items
+        .get_unique(TlvType::IDENTIFIER.0)?
+        .ok_or_else(|| missing(TlvType::IDENTIFIER))?;
+    if id.is_empty() {
+        return Err(invalid(0, "pairings Identifier"));
+    }
+    if id.len() > MAX_PAIRING_ID_LEN {
+        return Err(Error::Decode(DecodeError::new(
+            MAX_PAIRING_ID_LEN,
+            "pairings Identifier",
+            DecodeErrorKind::TooLong,
+        )));
+    }
+    Ok(PairingId(id.to_vec()))
+}
+
+/// `State=2` alone: the add or remove succeeded.
+fn success(removed: Vec<PairingId>, now_unpaired: bool) -> PairingsReply {
+    let mut body = Writer::new();
+    body.put_u8(TlvType::STATE.0, STATE_M2);
+    PairingsReply {
+        body: body.into_vec(),
+        removed,
+        now_unpaired,
+    }
+}
+
+/// `State=2, Error=error`.
+fn refusal(error: TlvError) -> PairingsReply {
+    let mut body = Writer::new();
+    body.put_u8(TlvType::STATE.0, STATE_M2)
+        .put_u8(TlvType::ERROR.0, error.0);
+    PairingsReply {
+        body: body.into_vec(),
+        removed: Vec::new(),
+        now_unpaired: false,
+    }
+}
+
+fn missing(ty: TlvType) -> Error {
+    Error::PeerMisbehaved(PeerMisbehaved::MissingItem { ty: ty.0 })
+}
+
+fn invalid(offset: usize, context: &'static str) -> Error {
+    Error::Decode(DecodeError::new(
+        offset,
+        context,
+        DecodeErrorKind::InvalidValue,
+    ))
+}
+
+const STATE_M1: u8 = 1;
+const STATE_M2: u8 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pairing::MemoryStore;
+
+    fn admin_store() -> (MemoryStore, PairingId) {
+        let id = PairingId(b"ADMIN".to_vec());
+        let store = MemoryStore {
+            pairings: vec![Pairing {
+                id: id.clone(),
+                public_key: [1; 32],
+                permissions: Permissions::Admin,
+            }],
+            failed_attempts: 0,
+        };
+        (store, id)
+    }
+
+    #[test]
+    fn request_shape_errors() {
+        let (mut store, admin) = admin_store();
+        // No State, State 3, no Method, method 2 (pair-verify), truncated TLV.
+        let cases: [(&[u8], Error); 4] = [
+            (&[0x00, 0x01, 0x05], missing(TlvType::STATE)),
+            (
+                &[0x06, 0x01, 0x03, 0x00, 0x01, 0x05],
+                Error::PeerMisbehaved(PeerMisbehaved::UnexpectedState { received: 3 }),
+            ),
+            (&[0x06, 0x01, 0x01], missing(TlvType::METHOD)),
+            (
+                &[0x06, 0x01, 0x01, 0x00, 0x01, 0x02],
+                Error::PeerMisbehaved(PeerMisbehaved::UnsupportedMethod { method: 2 }),
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(handle(body, &admin, &mut store), Err(expected));
+        }
+        assert!(matches!(
+            handle(&[0x06, 0x01], &admin, &mut store),
+            Err(Error::Decode(_))
+        ));
+        // Add with a 31-byte key.
+        let mut w = Writer::new();
+        w.put_u8(6, 1)
+            .put_u8(0, 3)
+            .put(1, b"X")
+            .put(3, &[0; 31])
+            .put_u8(0x0B, 0);
+        assert_eq!(
+            handle(&w.into_vec(), &admin, &mut store),
+            Err(Error::PeerMisbehaved(PeerMisbehaved::BadLength {
+                ty: 3,
+                len: 31
+            }))
+        );
+        // Remove with an empty identifier.
+        let mut w = Writer::new();
+        w.put_u8(6, 1).put_u8(0, 4).put(1, b"");
+        assert!(matches!(
+            handle(&w.into_vec(), &admin, &mut store),
+            Err(Error::Decode(_))
+        ));
+        assert_eq!(store.pairings.len(), 1);
+    }
+
+    #[test]
+    fn store_failure_is_reported_not_acknowledged() {
+        struct Failing(MemoryStore);
+        impl PairingStore for Failing {
+            fn pairings(&self) -> Vec<Pairing> {
+                self.0.pairings()
+            }
+            fn put_pairing(&mut self, _: Pairing) -> Result<(), crate::error::StoreError> {
+                Err(crate::error::StoreError { what: "disk full" })
+            }
+            fn remove_pairing(&mut self, _: &PairingId) -> Result<(), crate::error::StoreError> {
+                Err(crate::error::StoreError { what: "disk full" })
+            }
+            fn failed_attempts(&self) -> u32 {
+                0
+            }
+            fn set_failed_attempts(&mut self, _: u32) -> Result<(), crate::error::StoreError> {
+                Ok(())
+            }
+        }
+        let (store, admin) = admin_store();
+        let mut store = Failing(store);
+        let mut w = Writer::new();
+        w.put_u8(6, 1)
+            .put_u8(0, 3)
+            .put(1, b"NEW")
+            .put(3, &[2; 32])
+            .put_u8(0x0B, 0);
+        assert_eq!(
+            handle(&w.into_vec(), &admin, &mut store),
+            Err(Error::Store(crate::error::StoreError { what: "disk full" }))
+        );
+        let mut w = Writer::new();
+        w.put_u8(6, 1).put_u8(0, 4).put(1, b"ADMIN");
+        assert!(matches!(
+            handle(&w.into_vec(), &admin, &mut store),
+            Err(Error::Store(_))
+        ));
+    }
+
+    #[test]
+    fn empty_list_is_state_alone() {
+        let (mut store, admin) = admin_store();
+        store.pairings.clear();
+        // Nobody is left, so nobody is admin: even listing is refused.
+        let mut w = Writer::new();
+        w.put_u8(6, 1).put_u8(0, 5);
+        let reply = handle(&w.into_vec(), &admin, &mut store).unwrap();
+        assert_eq!(reply.body, [6, 1, 2, 7, 1, 2]);
+        assert_eq!(list(&store).body, [6, 1, 2]);
+    }
+}
