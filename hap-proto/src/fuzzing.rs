@@ -54,3 +54,137 @@ pub fn camera_tlv(data: &[u8]) {
         );
     }
 }
+
+/// A deterministic generator for fuzzing: the same input always takes the same path.
+fn fuzz_rng() -> rand_chacha::ChaCha20Rng {
+    use rand_chacha::rand_core::SeedableRng;
+    rand_chacha::ChaCha20Rng::seed_from_u64(0x4841_5046_555a)
+}
+
+/// Splits fuzz input into messages, each prefixed by a one-byte length.
+fn messages(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    core::iter::from_fn(move || {
+        let (&len, tail) = rest.split_first()?;
+        let take = usize::from(len).min(tail.len());
+        let (msg, tail) = tail.split_at(take);
+        rest = tail;
+        Some(msg)
+    })
+}
+
+/// Session framing: arbitrary bytes never panic the opener, and its counter advances exactly
+/// once per frame that opened. The first byte picks the mode: raw bytes, or genuine frames
+/// (sealed from the input) with one byte flipped at a position the input chooses, fed in pieces.
+pub fn session_open(data: &[u8]) {
+    use crate::session::{Opener, Sealer};
+    let key = [0x42u8; 32];
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut opener = Opener::new(key);
+    if mode & 1 == 0 {
+        opener.feed(rest);
+        let mut opened = 0u64;
+        loop {
+            let before = opener.counter();
+            match opener.poll_plaintext() {
+                Ok(Some(pt)) => {
+                    assert!(pt.len() <= crate::session::MAX_FRAME_PLAINTEXT);
+                    opened += 1;
+                    assert_eq!(opener.counter(), before + 1);
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    assert_eq!(opener.counter(), before, "counter moved on a failed frame");
+                    assert!(opener.is_dead());
+                    assert!(
+                        opener.poll_plaintext().is_err(),
+                        "a dead session opened again"
+                    );
+                    break;
+                }
+            }
+        }
+        assert_eq!(opener.counter(), opened);
+        return;
+    }
+    // Genuine frames: everything before the flipped frame opens, nothing after it does.
+    let Some((&flip, payload)) = rest.split_first() else {
+        return;
+    };
+    let mut sealer = Sealer::new(key);
+    let mut wire = Vec::new();
+    if sealer.seal(payload, &mut wire).is_err() {
+        return;
+    }
+    let flip_at = if wire.is_empty() {
+        None
+    } else {
+        Some(usize::from(flip) * 7 % wire.len())
+    };
+    if let Some(b) = flip_at.and_then(|at| wire.get_mut(at)) {
+        *b ^= 0x01;
+    }
+    let mut plain = Vec::new();
+    let mut failed = false;
+    for piece in wire.chunks(usize::from(mode >> 1).max(1)) {
+        opener.feed(piece);
+        match opener.open_available(&mut plain) {
+            Ok(_) => {}
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    if flip_at.is_some() {
+        // A flipped length byte may make the frame wait for bytes that never come.
+        assert!(
+            failed || opener.buffered() > 0,
+            "a tampered frame was accepted"
+        );
+        assert!(plain.len() < payload.len().max(1) || payload.is_empty());
+    } else {
+        assert_eq!(plain, payload);
+    }
+}
+
+/// Pair-verify: arbitrary message sequences against the accessory state machine never panic,
+/// every reply is a TLV with a State, and no sequence establishes a session (that needs a
+/// signature from a paired controller's key).
+pub fn pair_verify(data: &[u8]) {
+    use crate::pairing::verify::{PairVerify, VerifyContext};
+    use crate::pairing::{AccessoryIdentity, MemoryStore, Pairing, PairingId, Permissions};
+    let mut rng = fuzz_rng();
+    let identity = AccessoryIdentity::generate(&mut rng);
+    let store = MemoryStore {
+        pairings: vec![Pairing {
+            id: PairingId(b"FUZZ-CONTROLLER".to_vec()),
+            public_key: ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+                .verifying_key()
+                .to_bytes(),
+            permissions: Permissions::Admin,
+        }],
+        failed_attempts: 0,
+    };
+    let mut machine = PairVerify::new();
+    for msg in messages(data) {
+        let mut cx = VerifyContext {
+            identity: &identity,
+            store: &store,
+            rng: &mut rng,
+        };
+        if let Ok(reply) = machine.handle(msg, &mut cx) {
+            assert!(
+                reply.established.is_none(),
+                "pair-verify established without a signature"
+            );
+            let items = tlv8::decode(&reply.body).ok();
+            assert!(
+                items.is_some_and(|i| i.get_u8(0x06).is_some()),
+                "reply without State"
+            );
+        }
+    }
+}
