@@ -266,6 +266,7 @@ impl Value {
         let x = match self {
             Self::Uint(n) => *n as f64,
             Self::Int(n) => *n as f64,
+            Self::Float(x) if !x.is_finite() => return false,
             Self::Float(x) => *x,
             Self::String(s) => {
                 let max = c.max_len.map_or(DEFAULT_MAX_LEN, usize::from);
