@@ -79,11 +79,18 @@ impl<'a> AccessoryBuilder<'a> {
 
     /// Adds a service template, assigns IIDs to it and its characteristics, and returns the
     /// service's IID (for [`Self::link`]).
-    pub fn add_service(&mut self, mut service: Service) -> u64 {
+    pub fn add_service(&mut self, service: Service) -> u64 {
         let count = self.counts.entry(service.ty.clone()).or_insert(0);
         let key = format!("{}#{count}", service.ty);
         *count += 1;
-        service.iid = self.iids.iid(&key);
+        self.add_service_keyed(&key, service)
+    }
+
+    /// Adds a service under a caller-chosen stable key instead of `"<type>#<n>"`, e.g.
+    /// `"stream:main"`, so that its IIDs survive the removal of a service of the same type
+    /// added before it. Keys must be unique within the accessory and must not contain `/`.
+    pub fn add_service_keyed(&mut self, key: &str, mut service: Service) -> u64 {
+        service.iid = self.iids.iid(key);
         let mut seen: BTreeMap<HapType, usize> = BTreeMap::new();
         for c in &mut service.characteristics {
             let k = seen.entry(c.ty.clone()).or_insert(0);

@@ -737,3 +737,31 @@ fn set_value_reports_changes() {
         Value::String("Cam2".into())
     );
 }
+
+#[test]
+fn keyed_services_survive_removal_of_their_siblings() {
+    let mut iids = IidAllocator::default();
+    let info = services::accessory_information(&info("Door"));
+    let mut b = AccessoryBuilder::new(2, info.clone(), &mut iids);
+    let main = b.add_service_keyed(
+        "stream:main",
+        services::camera_rtp_stream_management(&camera_config()),
+    );
+    let sub = b.add_service_keyed(
+        "stream:sub",
+        services::camera_rtp_stream_management(&camera_config()),
+    );
+    drop(b.build());
+    let mut b = AccessoryBuilder::new(2, info, &mut iids);
+    // The main stream is gone; the sub stream keeps its IIDs instead of taking main's.
+    assert_eq!(
+        b.add_service_keyed(
+            "stream:sub",
+            services::camera_rtp_stream_management(&camera_config())
+        ),
+        sub
+    );
+    assert_ne!(sub, main);
+    let acc = b.build();
+    assert_eq!(acc.services[1].characteristics[0].iid, sub + 1);
+}

@@ -237,3 +237,46 @@ fn too_many_headers() {
     };
     assert_eq!(e.kind, InvalidKind::TooManyHeaders);
 }
+
+#[test]
+fn mutated_inputs_give_the_same_result_at_every_split() {
+    let mut base = Vec::new();
+    for part in [POST, PUT, GET] {
+        base.extend_from_slice(part);
+    }
+    // xorshift64: deterministic, no OS randomness.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rand = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet = b"\r\n :/?0123456789aZ\x00\xff-";
+    for _ in 0..200 {
+        let mut input = base.clone();
+        for _ in 0..(rand() % 4 + 1) {
+            let i = (rand() % input.len() as u64) as usize;
+            input[i] = alphabet[(rand() % alphabet.len() as u64) as usize];
+        }
+        let whole = run(&input, &[]);
+        for _ in 0..8 {
+            let a = (rand() % (input.len() as u64 + 1)) as usize;
+            let b = (rand() % (input.len() as u64 + 1)) as usize;
+            let (a, b) = (a.min(b), a.max(b));
+            assert_eq!(
+                run(&input, &[a, b]),
+                whole,
+                "{:?} split at {a},{b}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+        let every: Vec<usize> = (1..input.len()).collect();
+        assert_eq!(
+            run(&input, &every),
+            whole,
+            "byte by byte {:?}",
+            String::from_utf8_lossy(&input)
+        );
+    }
+}
