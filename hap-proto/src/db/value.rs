@@ -184,7 +184,10 @@ impl Constraints {
 }
 
 /// A characteristic value. `Tlv8` and `Data` hold the decoded bytes (base64 in JSON).
-#[derive(Clone, PartialEq, Debug)]
+///
+/// `Debug` shows only the length of `Tlv8` and `Data`: Setup Endpoints (`118`) carries SRTP
+/// master keys, which must never reach a log.
+#[derive(Clone, PartialEq)]
 pub enum Value {
     /// `bool`.
     Bool(bool),
@@ -293,6 +296,20 @@ impl Value {
             }
         }
         true
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bool(b) => write!(f, "Bool({b})"),
+            Self::Uint(n) => write!(f, "Uint({n})"),
+            Self::Int(n) => write!(f, "Int({n})"),
+            Self::Float(x) => write!(f, "Float({x})"),
+            Self::String(s) => write!(f, "String({s:?})"),
+            Self::Tlv8(b) => write!(f, "Tlv8({} bytes)", b.len()),
+            Self::Data(b) => write!(f, "Data({} bytes)", b.len()),
+        }
     }
 }
 
@@ -417,6 +434,13 @@ mod tests {
             ..Constraints::default()
         };
         assert_eq!(Value::from_json(&json!("AQEA"), Format::Data, &small), None);
+    }
+
+    #[test]
+    fn debug_hides_bytes() {
+        let v = Value::Tlv8(vec![0xAB; 30]);
+        assert_eq!(format!("{v:?}"), "Tlv8(30 bytes)");
+        assert_eq!(format!("{:?}", Value::Uint(3)), "Uint(3)");
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub enum Method {
 }
 
 /// A complete request: its line, the headers HAP needs and its body.
-#[derive(Clone, PartialEq, Eq, Debug)]
+///
+/// `Debug` shows the body's length only: bodies carry pairing proofs and, in Setup Endpoints
+/// writes, SRTP master keys.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Request {
     /// The method.
     pub method: Method,
@@ -35,6 +38,18 @@ pub struct Request {
     pub content_type: Option<String>,
     /// The body, exactly `Content-Length` bytes (empty without the header).
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("content_type", &self.content_type)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// The outcome of [`RequestParser::feed`] and [`RequestParser::poll`].

@@ -51,6 +51,11 @@ fn put_with_body_at_every_split() {
     assert_eq!(r.content_type.as_deref(), Some("application/hap+json"));
     assert_eq!(r.body.len(), 56);
     assert!(r.body.ends_with(b"\"x\":1}"));
+    let debug = format!("{r:?}");
+    assert!(
+        debug.contains("body_len: 56") && !debug.contains("iid"),
+        "{debug}"
+    );
 }
 
 #[test]
