@@ -16,6 +16,9 @@
 //! - [`tlv8`]: the TLV8 codec (HAP §1: 255-byte fragments, `FF 00` / `00 00` list separators).
 //! - [`camera`]: camera RTP stream management TLVs (HAP §7).
 //! - [`crypto`]: HKDF-SHA-512 derivations and ChaCha20-Poly1305 with HAP nonces.
+//! - [`db`]: the accessory database: services, IIDs, /accessories JSON, reads and writes (§5-§6).
+//! - [`events`]: per-connection event coalescing and `EVENT/1.0` encoding (§5.8).
+//! - [`http`]: the incremental HTTP/1.1 request parser and the response encoder (§5).
 //! - [`srp`]: SRP-6a over the 3072-bit group with SHA-512, both padding conventions.
 //! - [`pairing`]: pair-setup (M1-M6), pair-verify (M1-M4), pairings management, the store trait.
 //! - [`session`]: the encrypted framing of a verified connection (1024-byte frames).
@@ -26,7 +29,10 @@
 
 pub mod camera;
 pub mod crypto;
+pub mod db;
 pub mod error;
+pub mod events;
+pub mod http;
 pub mod pairing;
 pub mod session;
 pub mod setup;
