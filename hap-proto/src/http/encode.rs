@@ -99,11 +99,9 @@ impl ContentType {
 /// The body is ignored for 204.
 pub fn encode_response(status: Status, body: Option<(ContentType, &[u8])>, out: &mut Vec<u8>) {
     write_head(b"HTTP/1.1 ", status, out);
-    if status == Status::NO_CONTENT {
-        out.extend_from_slice(b"\r\n");
-        return;
-    }
-    write_body(body, out);
+    // Always a Content-Length, even on 204: iOS can stall on responses without one (HAP §5,
+    // HAP-python forces it too).
+    write_body(if status == Status::NO_CONTENT { None } else { body }, out);
 }
 
 /// Appends an `EVENT/1.0 200 OK` notification carrying `json` (HAP §5.8) to `out`.
@@ -174,14 +172,14 @@ mod tests {
     }
 
     #[test]
-    fn no_content_has_no_body_and_no_length() {
+    fn no_content_has_no_body_and_a_zero_length() {
         let mut out = Vec::new();
         encode_response(
             Status::NO_CONTENT,
             Some((ContentType::HapJson, b"ignored")),
             &mut out,
         );
-        assert_eq!(out, b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(out, b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
     }
 
     #[test]
