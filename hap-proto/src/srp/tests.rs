@@ -156,7 +156,10 @@ fn debug_hides_secrets() {
     let v = Vector::load();
     let server = v.server();
     let text = format!("{server:?}");
-    assert!(!text.contains("verifier") && !text.contains("secret"), "{text}");
+    assert!(
+        !text.contains("verifier") && !text.contains("secret"),
+        "{text}"
+    );
     let session = server.verify_client(&v.bytes("A"), &v.bytes("M1")).unwrap();
     assert!(!format!("{session:?}").contains("key"));
 }
