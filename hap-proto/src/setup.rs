@@ -397,7 +397,7 @@ fn setup_hash_ascii(setup_id: &str, device_id: &str) -> String {
 
 fn is_trivial(value: u32) -> bool {
     // All digits equal (000-00-000 ... 999-99-999), 123-45-678, 876-54-321 (HAP §9.1).
-    value % 11_111_111 == 0 || value == 12_345_678 || value == 87_654_321
+    value.is_multiple_of(11_111_111) || value == 12_345_678 || value == 87_654_321
 }
 
 const BASE36: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";

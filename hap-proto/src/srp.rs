@@ -128,7 +128,7 @@ pub fn strip(value: &[u8]) -> &[u8] {
     let first = value
         .iter()
         .position(|b| *b != 0)
-        .unwrap_or(value.len().saturating_sub(1));
+        .unwrap_or_else(|| value.len().saturating_sub(1));
     value.get(first..).unwrap_or(value)
 }
 

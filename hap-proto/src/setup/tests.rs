@@ -37,8 +37,9 @@ fn setup_uri_vectors() {
                     paired: row[3] == "1",
                 };
                 assert_eq!(payload.to_uri(), row[7], "{row:?}");
-                if payload.ip && !payload.ble && payload.code.is_some() {
-                    let (code, id) = (payload.code.unwrap(), payload.setup_id.unwrap());
+                if let (true, false, Some(code), Some(id)) =
+                    (payload.ip, payload.ble, payload.code, payload.setup_id)
+                {
                     assert_eq!(setup_uri(code, id, payload.category), row[7]);
                 }
             }
