@@ -294,8 +294,13 @@ impl SrpServer {
             Form::Padded => &*k_padded,
             Form::Stripped | Form::AsReceived => &*k_stripped,
         };
-        let mut tried: Vec<(&[u8], &[u8], &[u8; 64])> = Vec::with_capacity(VARIANT_ORDER.len());
-        for (a, b, s) in VARIANT_ORDER {
+        let order = if u_over_sent_b {
+            &VARIANT_ORDER_U_OVER_SENT_B
+        } else {
+            &VARIANT_ORDER
+        };
+        let mut tried: Vec<(&[u8], &[u8], &[u8; 64])> = Vec::with_capacity(order.len());
+        for &(a, b, s) in order {
             let candidate = (a_form(a), b_form(b), k_form(s));
             if tried.contains(&candidate) {
                 continue;
@@ -398,6 +403,26 @@ const VARIANT_ORDER: [(Form, Form, Form); 12] = {
         (R, P, P),
         (P, S, P),
         (R, S, P),
+        (S, P, P),
+        (S, S, P),
+        (S, P, S),
+        (P, S, S),
+        (P, P, S),
+        (R, S, S),
+        (R, P, S),
+    ]
+};
+
+/// The order when u was computed over B as sent: aiohomekit 4.x's convention (A padded, B as
+/// received, S padded) first, then every other combination.
+const VARIANT_ORDER_U_OVER_SENT_B: [(Form, Form, Form); 12] = {
+    use Form::{AsReceived as R, Padded as P, Stripped as S};
+    [
+        (P, S, P),
+        (R, S, P),
+        (S, S, S),
+        (P, P, P),
+        (R, P, P),
         (S, P, P),
         (S, S, P),
         (S, P, S),

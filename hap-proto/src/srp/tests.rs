@@ -163,3 +163,117 @@ fn debug_hides_secrets() {
     let session = server.verify_client(&v.bytes("A"), &v.bytes("M1")).unwrap();
     assert!(!format!("{session:?}").contains("key"));
 }
+
+/// The accessory matches each controller convention when a value has a leading zero byte, and
+/// the conventions really produce different proofs then. Uses the controller's independent
+/// client math (feature `controller`).
+#[cfg(feature = "controller")]
+mod variants {
+    use super::*;
+    use crate::controller::setup::{Exchange, SrpPadding, client_exchange};
+
+    const PASSWORD: &[u8] = b"031-45-154";
+    const SALT: [u8; SALT_LEN] = [0x11; SALT_LEN];
+
+    /// Client secrets a = SHA-512(i)[..32]: the first index whose A, resp. S (with the server
+    /// of secret `[0x22; 32]`), has a leading zero byte. Found by `search`.
+    const A_ZERO_INDEX: u32 = 839;
+    const S_ZERO_INDEX: u32 = 323;
+    /// Server secret b = SHA-512(i)[..32] whose B has a leading zero byte.
+    const B_ZERO_INDEX: u32 = 389;
+
+    fn secret(i: u32) -> [u8; 32] {
+        hash(&[&i.to_be_bytes()])[..32].try_into().unwrap()
+    }
+
+    fn exchange(server: &SrpServer, a: u32, padding: SrpPadding) -> Exchange {
+        client_exchange(
+            USERNAME,
+            PASSWORD,
+            server.salt(),
+            &secret(a),
+            server.public_key(),
+            padding,
+        )
+        .unwrap()
+    }
+
+    /// The first index from `start` for which `hit` holds (bounded).
+    fn search(start: u32, hit: impl Fn(u32) -> bool) -> u32 {
+        (start..start + 4096)
+            .find(|i| hit(*i))
+            .expect("no index in 4096 tries")
+    }
+
+    fn check(server: &SrpServer, a: u32, padding: SrpPadding, variant: Variant) {
+        let ex = exchange(server, a, padding);
+        let session = server.verify_client(&ex.a_sent, &ex.m1).unwrap();
+        assert_eq!(session.variant(), variant, "{padding:?}");
+        assert_eq!(session.key()[..], ex.key[..], "{padding:?}");
+        assert_eq!(session.server_proof(), &ex.expected_m2, "{padding:?}");
+    }
+
+    #[test]
+    fn a_with_leading_zero() {
+        let server = SrpServer::new(USERNAME, PASSWORD, SALT, [0x22; 32]);
+        assert_eq!(server.public_key().len(), N_LEN);
+        let i = search(A_ZERO_INDEX, |i| {
+            exchange(&server, i, SrpPadding::Pad).leading_zeros.a
+        });
+        assert_eq!(i, A_ZERO_INDEX, "refresh A_ZERO_INDEX");
+        let strip = exchange(&server, i, SrpPadding::Strip);
+        assert_eq!(strip.a_sent.len(), N_LEN - 1);
+        assert_ne!(strip.m1, exchange(&server, i, SrpPadding::Pad).m1);
+        check(&server, i, SrpPadding::Strip, Variant::ADK);
+        check(&server, i, SrpPadding::Pad, Variant::PADDED);
+        check(&server, i, SrpPadding::ReceivedB, Variant::PADDED);
+    }
+
+    #[test]
+    fn s_with_leading_zero() {
+        let server = SrpServer::new(USERNAME, PASSWORD, SALT, [0x22; 32]);
+        let i = search(S_ZERO_INDEX, |i| {
+            exchange(&server, i, SrpPadding::Pad).leading_zeros.s
+        });
+        assert_eq!(i, S_ZERO_INDEX, "refresh S_ZERO_INDEX");
+        let strip = exchange(&server, i, SrpPadding::Strip);
+        let pad = exchange(&server, i, SrpPadding::Pad);
+        assert_ne!(strip.key[..], pad.key[..]);
+        check(&server, i, SrpPadding::Strip, Variant::ADK);
+        check(&server, i, SrpPadding::Pad, Variant::PADDED);
+        check(&server, i, SrpPadding::ReceivedB, Variant::PADDED);
+    }
+
+    #[test]
+    fn b_with_leading_zero() {
+        let j = search(B_ZERO_INDEX, |j| {
+            SrpServer::new(USERNAME, PASSWORD, SALT, secret(j))
+                .public_key()
+                .len()
+                < N_LEN
+        });
+        assert_eq!(j, B_ZERO_INDEX, "refresh B_ZERO_INDEX");
+        let server = SrpServer::new(USERNAME, PASSWORD, SALT, secret(j));
+        // ADK sends B stripped.
+        assert_eq!(server.public_key().len(), N_LEN - 1);
+        let strip = exchange(&server, 1, SrpPadding::Strip);
+        let pad = exchange(&server, 1, SrpPadding::Pad);
+        let received = exchange(&server, 1, SrpPadding::ReceivedB);
+        assert_ne!(strip.m1, pad.m1);
+        // aiohomekit 4.x hashes B as received inside u: a different S and K altogether.
+        assert_ne!(received.key[..], pad.key[..]);
+        check(&server, 1, SrpPadding::Strip, Variant::ADK);
+        check(&server, 1, SrpPadding::Pad, Variant::PADDED);
+        check(
+            &server,
+            1,
+            SrpPadding::ReceivedB,
+            Variant {
+                a: Form::Padded,
+                b: Form::Stripped,
+                s: Form::Padded,
+                u_over_sent_b: true,
+            },
+        );
+    }
+}
