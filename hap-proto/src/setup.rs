@@ -7,6 +7,7 @@
 //! assert_eq!(setup_uri(&code, &id, Category::OUTLET), "X-HM://0071WK4SM7OSX");
 //! assert_eq!(format!("{code:?}"), "SetupCode(***)"); // Debug never shows the code
 //! ```
+#![deny(clippy::indexing_slicing)]
 
 use base64::Engine as _;
 use sha2::{Digest, Sha512};

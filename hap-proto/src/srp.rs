@@ -29,6 +29,7 @@
 //!
 //! The secret exponent b and the session key K are kept in [`Zeroizing`] buffers. `num-bigint`
 //! 0.4 cannot wipe its heap limbs, so the big-integer temporaries of S are not zeroized.
+#![deny(clippy::indexing_slicing)]
 
 use std::sync::OnceLock;
 

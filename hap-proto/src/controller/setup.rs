@@ -13,6 +13,7 @@
 //! ControllerSetup::start ─► M1 ─► accessory ─► M2 ─► handle_m2 ─► M3 ─► ... ─► M4
 //!   ─► handle_m4 (verifies M2 proof) ─► M5 ─► ... ─► M6 ─► handle_m6 (verifies signature)
 //! ```
+#![deny(clippy::indexing_slicing)]
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use num_bigint::BigUint;

@@ -35,6 +35,7 @@
 //! Not supported: the pair-setup Flags (Transient, Split; HAP §2.6) are ignored, so a controller
 //! asking for a transient setup gets a normal one; Method 1 (PairSetupWithAuth, MFi) answers
 //! `Unknown`.
+#![deny(clippy::indexing_slicing)]
 
 use std::time::{Duration, Instant};
 

@@ -85,6 +85,11 @@ fn m1_is_answered_with_m2_layout() {
     assert_eq!(&body[391..393], hex!("02 10"));
     assert!(!machine.is_idle());
     assert_eq!(f.gate.owner(), Some(ConnectionId(1)));
+    // Debug shows the state, never the verifier, b or keys.
+    assert_eq!(
+        format!("{machine:?}"),
+        "PairSetup { state: ExpectM3(ExpectM3 { srp: SrpServer { public_len: 384, .. } }) }"
+    );
 }
 
 #[test]
