@@ -21,6 +21,7 @@
 //! - [`http`]: the incremental HTTP/1.1 request parser and the response encoder (§5).
 //! - [`srp`]: SRP-6a over the 3072-bit group with SHA-512, both padding conventions.
 //! - [`pairing`]: pair-setup (M1-M6), pair-verify (M1-M4), pairings management, the store trait.
+//! - [`server`]: one controller connection of an accessory server (routes, phases, events).
 //! - [`session`]: the encrypted framing of a verified connection (1024-byte frames).
 //! - [`setup`]: setup codes, setup IDs, the `X-HM://` setup URI and the setup hash.
 //! - `controller` (feature `controller`): the controller side, for tests, fuzzing and benches.
@@ -34,6 +35,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod pairing;
+pub mod server;
 pub mod session;
 pub mod setup;
 pub mod srp;

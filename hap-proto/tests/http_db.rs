@@ -121,7 +121,10 @@ fn subscribe_read_and_event_flow() {
     assert_eq!(a.parser.feed(first), Parsed::Incomplete);
     let req = next(&mut a, second);
     let resp = handle(&mut db, &mut a, &req, t0, &mut [&mut b]);
-    assert_eq!(resp, b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        resp,
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+    );
     let Parsed::Request(req) = a.parser.poll() else {
         panic!()
     };
@@ -231,7 +234,10 @@ fn writer_is_not_notified_and_errors_route() {
     );
     let req = next(&mut a, &request("PUT", "/characteristics", &w));
     let resp = handle(&mut db, &mut a, &req, t0, &mut [&mut b]);
-    assert_eq!(resp, b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        resp,
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+    );
     assert_eq!(
         a.client.events.poll_event(t0),
         None,

@@ -101,7 +101,14 @@ pub fn encode_response(status: Status, body: Option<(ContentType, &[u8])>, out: 
     write_head(b"HTTP/1.1 ", status, out);
     // Always a Content-Length, even on 204: iOS can stall on responses without one (HAP §5,
     // HAP-python forces it too).
-    write_body(if status == Status::NO_CONTENT { None } else { body }, out);
+    write_body(
+        if status == Status::NO_CONTENT {
+            None
+        } else {
+            body
+        },
+        out,
+    );
 }
 
 /// Appends an `EVENT/1.0 200 OK` notification carrying `json` (HAP §5.8) to `out`.
