@@ -188,3 +188,101 @@ pub fn pair_verify(data: &[u8]) {
         }
     }
 }
+
+/// Every request the parser yields from `data` fed in one piece, then from the same bytes split
+/// at `split` (and byte by byte when `split` is 0): the results must be the same (retina's
+/// split-point invariant).
+pub fn http_request(data: &[u8]) {
+    use crate::http::{Parsed, RequestParser};
+    let Some((&split, data)) = data.split_first() else {
+        return;
+    };
+    fn collect(pieces: &mut dyn Iterator<Item = &[u8]>) -> Vec<Parsed> {
+        let mut parser = RequestParser::new();
+        let mut out = Vec::new();
+        for piece in pieces {
+            let mut p = parser.feed(piece);
+            loop {
+                match p {
+                    Parsed::Incomplete => break,
+                    Parsed::Invalid(_) => {
+                        out.push(p);
+                        return out;
+                    }
+                    Parsed::Request(_) => {
+                        out.push(p);
+                        p = parser.poll();
+                    }
+                }
+            }
+        }
+        out
+    }
+    let whole = collect(&mut core::iter::once(data));
+    let at = usize::from(split).min(data.len());
+    let (a, b) = data.split_at(at);
+    let halves = collect(&mut [a, b].into_iter());
+    assert_eq!(whole, halves, "result changed when split at {at}");
+    if split == 0 && data.len() <= 4096 {
+        let bytes = collect(&mut data.chunks(1));
+        assert_eq!(whole, bytes, "result changed when fed byte by byte");
+    }
+}
+
+/// Raw controller bytes into an accessory connection (plaintext phase, unpaired accessory):
+/// never panics, and whatever it transmits is a sequence of well-formed HTTP responses.
+pub fn connection(data: &[u8]) {
+    use std::time::Instant;
+
+    use crate::controller::client::ClientConnection;
+    use crate::db::{AccessoryBuilder, Database, IidAllocator, services};
+    use crate::pairing::setup::{ConnectionId, PairSetupGate};
+    use crate::pairing::{AccessoryIdentity, MemoryStore};
+    use crate::server::{Connection, ServerContext};
+    use crate::setup::SetupCode;
+
+    let mut rng = fuzz_rng();
+    let identity = AccessoryIdentity::generate(&mut rng);
+    let Ok(code) = SetupCode::parse("518-08-582") else {
+        return;
+    };
+    let mut store = MemoryStore::default();
+    let mut gate = PairSetupGate::new();
+    let mut iids = IidAllocator::default();
+    let info = services::AccessoryInfo::new("fuzz", "fuzz", "fuzz", "SN01", "1.0");
+    let mut b = AccessoryBuilder::new(1, services::accessory_information(&info), &mut iids);
+    b.add_service(services::motion_sensor());
+    let mut db = Database::new(vec![b.build()]);
+    let mut conn = Connection::new(ConnectionId(1));
+    let now = Instant::now();
+    let mut responses = ClientConnection::new();
+    for msg in messages(data) {
+        let mut cx = ServerContext {
+            identity: &identity,
+            setup_code: &code,
+            store: &mut store,
+            gate: &mut gate,
+            db: &mut db,
+            handler: &mut (),
+            now,
+            rng: &mut rng,
+        };
+        if conn.handle_input(msg, &mut cx).is_err() {
+            break;
+        }
+        while conn.poll_event().is_some() {}
+        if let Some(out) = conn.poll_transmit() {
+            assert!(responses.feed(&out).is_ok());
+            while let Ok(Some(m)) = responses.poll_message() {
+                assert!(m.has_content_length, "a response without Content-Length");
+            }
+        }
+        if conn.closing().is_some() {
+            break;
+        }
+    }
+    assert!(
+        matches!(responses.poll_message(), Ok(None)),
+        "a partial response was sent"
+    );
+}

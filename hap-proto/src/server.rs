@@ -493,7 +493,10 @@ impl core::fmt::Debug for Connection {
 /// "aid":A}` (HAP §5.5).
 fn parse_snapshot(body: &[u8]) -> Option<SnapshotRequest> {
     let json: serde_json::Value = serde_json::from_slice(body).ok()?;
-    if json.get("resource-type").is_some_and(|ty| ty.as_str() != Some("image")) {
+    if json
+        .get("resource-type")
+        .is_some_and(|ty| ty.as_str() != Some("image"))
+    {
         return None;
     }
     let dim = |key: &str| -> Option<u32> {
