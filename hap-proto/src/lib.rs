@@ -18,6 +18,7 @@
 //! - [`srp`]: SRP-6a over the 3072-bit group with SHA-512, both padding conventions.
 //! - [`pairing`]: pair-setup (M1-M6), pair-verify (M1-M4), pairings management, the store trait.
 //! - [`session`]: the encrypted framing of a verified connection (1024-byte frames).
+//! - [`mdns`]: the `_hap._tcp` TXT record (HAP §8.1).
 //! - [`setup`]: setup codes, setup IDs, the `X-HM://` setup URI and the setup hash.
 //! - `controller` (feature `controller`): the controller side, for tests, fuzzing and benches.
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@
 
 pub mod crypto;
 pub mod error;
+pub mod mdns;
 pub mod pairing;
 pub mod session;
 pub mod setup;
