@@ -6,12 +6,14 @@
 //! settings and cameras added at run time.
 //!
 //! # Durability
-//! The database runs in rollback-journal mode (`journal_mode=DELETE`) with `synchronous=FULL`:
-//! every commit fsyncs the journal, the database and the directory before it returns, so a
-//! mutation that returned `Ok` survives a crash or power loss, and an interrupted one is rolled
-//! back on the next open. WAL was not chosen: writes are rare (pairings, `c#`), WAL with the
-//! common `synchronous=NORMAL` may lose the last commits on power loss, and rollback mode leaves a
-//! single file to back up, with no `-wal`/`-shm` files lying next to it.
+//! The database runs in rollback-journal mode (`journal_mode=DELETE`) with `synchronous=EXTRA`:
+//! every commit fsyncs the journal, the database, and the directory after the journal is deleted
+//! (deleting the journal is the commit point; `FULL` does not sync that unlink, so a power loss
+//! right after a commit could bring the journal back and roll the commit back). A mutation that
+//! returned `Ok` therefore survives a crash or power loss, and an interrupted one is rolled back
+//! on the next open. WAL was not chosen: writes are rare (pairings, `c#`), WAL with the common
+//! `synchronous=NORMAL` may lose the last commits on power loss, and rollback mode leaves a single
+//! file to back up, with no `-wal`/`-shm` files lying next to it.
 //!
 //! # Safety of existing state
 //! [`Store::open`] never overwrites or regenerates anything: a file that is not a readable
@@ -128,6 +130,12 @@ pub(crate) enum Error {
         /// The version found.
         found: i64,
     },
+    /// Another process (or another `Store`) has this data directory open.
+    #[error("{path}: the state directory is in use by another hap-bridge process")]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
     /// A stored value is out of range (a damaged or hand-edited database).
     #[error("{path}: invalid stored value: {what}")]
     BadValue {
@@ -142,6 +150,8 @@ pub(crate) enum Error {
 pub(crate) struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Held (exclusive `flock`) while the store is open: one process per data directory.
+    _lock: fs::File,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,6 +179,23 @@ impl Store {
             .map_err(io(dir, "cannot create the state directory"))?;
         fs::set_permissions(dir, FsPermissions::from_mode(0o700))
             .map_err(io(dir, "cannot restrict the state directory to 0700"))?;
+
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io(&lock_path, "cannot open the lock file"))?;
+        lock.try_lock().map_err(|e| match e {
+            fs::TryLockError::WouldBlock => Error::Locked {
+                path: dir.to_owned(),
+            },
+            fs::TryLockError::Error(source) => {
+                io(&lock_path, "cannot lock the state directory")(source)
+            }
+        })?;
 
         let path = dir.join(DB_FILE);
         match fs::symlink_metadata(&path) {
@@ -238,7 +265,7 @@ impl Store {
                 detail: format!("journal mode stuck at {mode}"),
             });
         }
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", "EXTRA")
             .map_err(sql("cannot set synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql("cannot enable foreign keys"))?;
@@ -246,6 +273,7 @@ impl Store {
         let store = Self {
             conn: Mutex::new(conn),
             path,
+            _lock: lock,
         };
         store.migrate(tables == 0)?;
         fs::set_permissions(&store.path, FsPermissions::from_mode(0o600))
@@ -871,6 +899,8 @@ fn iid_scope(aid: i64) -> String {
 
 /// The database file name inside the data directory.
 pub(crate) const DB_FILE: &str = "state.sqlite3";
+/// The lock file inside the data directory.
+const LOCK_FILE: &str = "lock";
 /// `PRAGMA application_id` of a hap-bridge database: "HAPB".
 const APPLICATION_ID: i64 = 0x4841_5042;
 /// The schema this program writes.

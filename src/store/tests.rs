@@ -102,11 +102,13 @@ fn permissions_are_0700_and_0600() {
     assert_eq!(mode(store.path()), 0o600);
     assert_eq!(store.path(), data.join(DB_FILE));
     // Rollback-journal mode: no journal, -wal or -shm files remain after a commit.
-    let names: Vec<_> = fs::read_dir(&data)
+    let mut names: Vec<_> = fs::read_dir(&data)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names, [DB_FILE]);
+    names.sort();
+    assert_eq!(names, [LOCK_FILE, DB_FILE]);
+    assert_eq!(mode(&data.join(LOCK_FILE)), 0o600);
     drop(store);
 
     // An existing, too open directory and file are tightened.
@@ -115,6 +117,29 @@ fn permissions_are_0700_and_0600() {
     let _store = Store::open(&data).unwrap();
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join(DB_FILE)), 0o600);
+}
+
+#[test]
+fn durability_pragmas_and_single_process_lock() {
+    use rusqlite::types::Value;
+    let dir = TempDir::new("pragma");
+    let store = Store::open(dir.path()).unwrap();
+    {
+        let conn = store.lock();
+        let q = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, Value>(0)).unwrap();
+        assert_eq!(q("PRAGMA journal_mode"), Value::Text("delete".into()));
+        assert_eq!(q("PRAGMA synchronous"), Value::Integer(3)); // EXTRA
+        assert_eq!(q("PRAGMA foreign_keys"), Value::Integer(1));
+        assert_eq!(q("PRAGMA application_id"), Value::Integer(APPLICATION_ID));
+    }
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("in use by another hap-bridge process")
+    );
+    drop(store);
+    drop(Store::open(dir.path()).unwrap());
 }
 
 fn assert_refused_untouched(data: &Path, bytes: &[u8], want: &str) {
