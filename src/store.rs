@@ -36,6 +36,7 @@ use hap_proto::pairing::{
     AccessoryIdentity, DeviceId, Pairing, PairingId, PairingStore, Permissions,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use zeroize::Zeroizing;
 
 /// Which HAP server a record belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -301,6 +302,7 @@ impl Store {
         }
         let identity = AccessoryIdentity::generate(rng);
         let setup = new_setup(rng);
+        let secret = Zeroizing::new(identity.signing_key.to_bytes());
         self.write("create server identity", |tx| {
             tx.execute(
                 "INSERT INTO servers (key, device_id, secret_key, setup_id, setup_code)
@@ -308,7 +310,7 @@ impl Store {
                 params![
                     key.as_db(),
                     identity.device_id.0.as_slice(),
-                    identity.signing_key.to_bytes().as_slice(),
+                    secret.as_slice(),
                     setup.setup_id,
                     setup.setup_code
                 ],
@@ -333,7 +335,7 @@ impl Store {
                 |r| {
                     Ok((
                         r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
+                        Zeroizing::new(r.get::<_, Vec<u8>>(1)?),
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
                         r.get::<_, i64>(4)?,
@@ -348,6 +350,7 @@ impl Store {
         let device_id = <[u8; 6]>::try_from(device_id.as_slice())
             .map_err(|_| self.bad(format!("{} device id length", key.as_db())))?;
         let secret = <[u8; 32]>::try_from(secret.as_slice())
+            .map(Zeroizing::new)
             .map_err(|_| self.bad(format!("{} secret key length", key.as_db())))?;
         let config_number = u16::try_from(config_number)
             .ok()
