@@ -23,6 +23,7 @@
 //! - [`pairing`]: pair-setup (M1-M6), pair-verify (M1-M4), pairings management, the store trait.
 //! - [`server`]: one controller connection of an accessory server (routes, phases, events).
 //! - [`session`]: the encrypted framing of a verified connection (1024-byte frames).
+//! - [`mdns`]: the `_hap._tcp` TXT record (HAP §8.1).
 //! - [`setup`]: setup codes, setup IDs, the `X-HM://` setup URI and the setup hash.
 //! - `controller` (feature `controller`): the controller side, for tests, fuzzing and benches.
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod mdns;
 pub mod pairing;
 pub mod server;
 pub mod session;

@@ -1,0 +1,337 @@
+use super::*;
+
+fn err(text: &str) -> String {
+    Config::parse(text, "test.toml").unwrap_err().to_string()
+}
+
+const FULL: &str = r#"
+[bridge]
+name = "Garage Bridge"
+port = 51900
+bind = ["127.0.0.1", "::1"]
+mdns_interfaces = ["eth0", "192.168.1.10"]
+manufacturer = "ACME"
+model = "B1"
+data_dir = "/var/lib/hap-bridge"
+
+[[cameras]]
+id = "front"
+name = "Front Door"
+source = "rtsp://admin:s3cret@10.0.0.5:554/main"
+substream = "rtsp://admin:s3cret@10.0.0.5:554/sub"
+mode = "standalone"
+port = 51901
+sensors = { motion = true, occupancy = true, doorbell = true }
+max_streams = 3
+always_on = true
+
+[[cameras]]
+id = "back_yard-2"
+name = "Back Yard"
+source = "test-pattern"
+enabled = false
+
+[timings]
+motion_reset_seconds = 10
+max_motion_duration = 60
+"#;
+
+#[test]
+fn full_file_parses() {
+    let c = Config::parse(FULL, "full.toml").unwrap();
+    assert_eq!(c.bridge.name, "Garage Bridge");
+    assert_eq!(c.bridge.port, 51900);
+    assert_eq!(c.bridge.bind.len(), 2);
+    assert_eq!(c.bridge.mdns_interfaces, ["eth0", "192.168.1.10"]);
+    assert_eq!(c.bridge.data_dir, PathBuf::from("/var/lib/hap-bridge"));
+    let front = &c.cameras[0];
+    assert_eq!(front.mode, CameraMode::Standalone);
+    assert_eq!(front.port, Some(51901));
+    assert_eq!(
+        front.sensors,
+        Sensors {
+            motion: true,
+            occupancy: true,
+            doorbell: true
+        }
+    );
+    assert_eq!(front.max_streams, 3);
+    assert!(front.always_on && front.enabled);
+    let Source::Rtsp(url) = &front.source else {
+        panic!("expected rtsp")
+    };
+    assert_eq!(url.expose(), "rtsp://admin:s3cret@10.0.0.5:554/main");
+    let back = &c.cameras[1];
+    assert_eq!(back.source, Source::TestPattern);
+    assert!(!back.enabled);
+    assert_eq!(back.mode, CameraMode::Bridged);
+    assert_eq!(back.sensors, Sensors::default());
+    assert_eq!(
+        c.timings,
+        Timings {
+            motion_reset_seconds: 10,
+            max_motion_duration: 60
+        }
+    );
+}
+
+#[test]
+fn defaults() {
+    let c = Config::parse("", "empty.toml").unwrap();
+    assert_eq!(c.bridge.name, "HAP Bridge");
+    assert_eq!(c.bridge.port, 51826);
+    assert_eq!(c.bridge.bind, [IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
+    assert!(c.bridge.mdns_interfaces.is_empty());
+    assert_eq!(c.bridge.data_dir, PathBuf::from("data/homekit"));
+    assert!(c.cameras.is_empty());
+    assert_eq!(c.timings.motion_reset_seconds, 30);
+    assert_eq!(c.timings.max_motion_duration, 300);
+
+    let c = Config::parse(
+        "[[cameras]]\nid = \"a\"\nname = \"A\"\nsource = \"test-pattern\"\n",
+        "x",
+    )
+    .unwrap();
+    let cam = &c.cameras[0];
+    assert!(cam.enabled && !cam.always_on);
+    assert_eq!(cam.mode, CameraMode::Bridged);
+    assert_eq!(cam.max_streams, 2);
+    assert_eq!(
+        cam.sensors,
+        Sensors {
+            motion: true,
+            occupancy: false,
+            doorbell: false
+        }
+    );
+    assert_eq!(cam.substream, None);
+}
+
+#[test]
+fn default_config_has_demo_camera_and_is_valid() {
+    let c = Config::default();
+    c.validate().unwrap();
+    assert_eq!(c.cameras.len(), 1);
+    assert_eq!(c.cameras[0].id, "demo");
+    assert_eq!(c.cameras[0].name, "Demo Camera");
+    assert_eq!(c.cameras[0].source, Source::TestPattern);
+    // The default serializes to TOML that parses back to itself.
+    let text = toml::to_string(&c).unwrap();
+    assert_eq!(Config::parse(&text, "round-trip").unwrap(), c);
+}
+
+fn cam(id: &str) -> String {
+    format!("[[cameras]]\nid = \"{id}\"\nname = \"N\"\nsource = \"test-pattern\"\n")
+}
+
+#[test]
+fn every_validation_error_names_its_field() {
+    let cases: &[(String, &str)] = &[
+        (
+            "[bridge]\nname = \"\"".into(),
+            "bridge.name: must not be empty",
+        ),
+        (
+            "[bridge]\nname = \"a\\u0007b\"".into(),
+            "bridge.name: must not contain control",
+        ),
+        (
+            format!("[bridge]\nname = \"{}\"", "x".repeat(65)),
+            "bridge.name: longer than 64",
+        ),
+        (
+            "[bridge]\nport = 0".into(),
+            "bridge.port: must be 1..=65535",
+        ),
+        (
+            "[bridge]\nbind = []".into(),
+            "bridge.bind: must list at least one address",
+        ),
+        (
+            "[bridge]\nmdns_interfaces = [\"eth0\", \" \"]".into(),
+            "bridge.mdns_interfaces[1]:",
+        ),
+        (
+            "[bridge]\nmanufacturer = \"\"".into(),
+            "bridge.manufacturer: must not be empty",
+        ),
+        (
+            "[bridge]\nmodel = \" \"".into(),
+            "bridge.model: must not be empty",
+        ),
+        (
+            "[bridge]\ndata_dir = \"\"".into(),
+            "bridge.data_dir: must not be empty",
+        ),
+        (
+            format!("{}{}", cam("front"), cam("front")),
+            "cameras[1].id: duplicate id \"front\"",
+        ),
+        (cam("Front"), "cameras[0].id: \"Front\" contains 'F'"),
+        (cam(""), "cameras[0].id: must be 1..=32 characters"),
+        (
+            cam(&"a".repeat(33)),
+            "cameras[0].id: must be 1..=32 characters",
+        ),
+        (
+            cam("a").replace("name = \"N\"", "name = \"\""),
+            "cameras[0].name: must not be empty",
+        ),
+        (
+            cam("a").replace("test-pattern", "http://x/y"),
+            "cameras[0].source: http://x/y is neither an rtsp:// URL",
+        ),
+        (
+            cam("a").replace("test-pattern", "rtsp://u:p@/x"),
+            "cameras[0].source: rtsp://u:***@/x has no host",
+        ),
+        (
+            cam("a").replace("test-pattern", "rtsp://h/a b"),
+            "cameras[0].source: rtsp://h/a b contains whitespace",
+        ),
+        (
+            format!("{}substream = \"test-pattern\"", cam("a")),
+            "cameras[0].substream: must be an rtsp",
+        ),
+        (
+            format!("{}substream = \"ftp://h\"", cam("a")),
+            "cameras[0].substream: ftp://h is neither",
+        ),
+        (
+            format!("{}max_streams = 0", cam("a")),
+            "cameras[0].max_streams: must be 1..=8",
+        ),
+        (
+            format!("{}max_streams = 9", cam("a")),
+            "cameras[0].max_streams: must be 1..=8",
+        ),
+        (
+            format!("{}port = 5000", cam("a")),
+            "cameras[0].port: only a standalone camera",
+        ),
+        (
+            format!("{}mode = \"standalone\"\nport = 0", cam("a")),
+            "cameras[0].port: must be 1..=65535",
+        ),
+        (
+            format!("{}mode = \"standalone\"\nport = 51826", cam("a")),
+            "cameras[0].port: port 51826 is already used",
+        ),
+        (
+            format!(
+                "{}mode = \"standalone\"\nport = 6000\n{}mode = \"standalone\"\nport = 6000",
+                cam("a"),
+                cam("b")
+            ),
+            "cameras[1].port: port 6000 is already used",
+        ),
+        (
+            "[timings]\nmotion_reset_seconds = 0".into(),
+            "timings.motion_reset_seconds: must be at least 1",
+        ),
+        (
+            "[timings]\nmotion_reset_seconds = 60\nmax_motion_duration = 30".into(),
+            "timings.max_motion_duration: must be at least",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = err(text);
+        assert!(
+            got.starts_with(want),
+            "for {text:?}\n got: {got}\nwant: {want}..."
+        );
+    }
+}
+
+#[test]
+fn too_many_bridged_cameras() {
+    let text: String = (0..150).map(|i| cam(&format!("c{i}"))).collect();
+    assert_eq!(
+        err(&text),
+        "cameras: 150 bridged cameras; a bridge holds at most 149"
+    );
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_position() {
+    let got = err("[bridge]\nname = \"x\"\nprot = 1\n");
+    assert!(
+        got.starts_with("test.toml:3:1: unknown field `prot`"),
+        "{got}"
+    );
+    let got = err(&format!("{}colour = \"red\"\n", cam("a")));
+    assert!(
+        got.starts_with("test.toml:5:1: unknown field `colour`"),
+        "{got}"
+    );
+    let got = err("[camera]\n");
+    assert!(got.contains("unknown field `camera`"), "{got}");
+    let got = err(&format!("{}sensors = {{ smoke = true }}\n", cam("a")));
+    assert!(got.contains("unknown field `smoke`"), "{got}");
+}
+
+#[test]
+fn syntax_and_type_errors_have_line_and_column() {
+    let got = err("[bridge]\nname = \"x\"\nport = = 3\n");
+    assert!(got.starts_with("test.toml:3:"), "{got}");
+    let got = err("[bridge]\n  port = 70000\n");
+    assert!(got.starts_with("test.toml:2:10:"), "{got}");
+    let got = err("[bridge]\nbind = [\"not-an-ip\"]\n");
+    assert!(got.starts_with("test.toml:2:"), "{got}");
+    let got = err(&format!("{}mode = \"sideways\"\n", cam("a")));
+    assert!(
+        got.starts_with("test.toml:5:8:") && got.contains("sideways"),
+        "{got}"
+    );
+}
+
+#[test]
+fn load_reports_missing_file_by_name() {
+    let e = Config::load(Path::new("/nonexistent/hap.toml")).unwrap_err();
+    assert!(e.to_string().starts_with("/nonexistent/hap.toml: "), "{e}");
+}
+
+#[test]
+fn mask_url_hides_passwords_only() {
+    let cases = [
+        (
+            "rtsp://admin:s3cret@10.0.0.5:554/main",
+            "rtsp://admin:***@10.0.0.5:554/main",
+        ),
+        ("rtsp://admin:p@ss@cam/x", "rtsp://admin:***@cam/x"),
+        ("rtsp://admin:pa/ss@cam/x", "rtsp://***@cam/x"),
+        ("rtsps://u:p@h", "rtsps://u:***@h"),
+        ("rtsp://user@cam/stream", "rtsp://user@cam/stream"),
+        ("rtsp://cam:554/stream", "rtsp://cam:554/stream"),
+        ("test-pattern", "test-pattern"),
+    ];
+    for (url, want) in cases {
+        assert_eq!(mask_url(url), want, "{url}");
+    }
+}
+
+#[test]
+fn debug_and_display_never_show_the_password() {
+    let c = Config::parse(FULL, "full.toml").unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+    assert!(
+        debug.contains("rtsp://admin:***@10.0.0.5:554/main"),
+        "{debug}"
+    );
+    assert!(!format!("{:#?}", c.cameras[0]).contains("s3cret"));
+    assert_eq!(
+        c.cameras[0].source.to_string(),
+        "rtsp://admin:***@10.0.0.5:554/main"
+    );
+    // Errors show the masked form too.
+    let got = err(&cam("a").replace("test-pattern", "rtsp://u:hidden@/x"));
+    assert!(!got.contains("hidden"), "{got}");
+}
+
+#[test]
+fn line_column_counts_characters() {
+    assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    assert_eq!(line_column("é\nx", 3), (2, 1));
+    assert_eq!(line_column("éx", 2), (1, 2));
+}
