@@ -3,5 +3,32 @@
 //! `media` knows nothing of HomeKit: its input is plain stream parameters (size, fps, bitrate,
 //! payload type, SSRC, SRTP suite + key + salt, MTU, destination, RTCP interval) and a camera
 //! source.
+//!
+//! ```text
+//!  camera ──RTSP──▶ NAL units ──h264──▶ access units ──rtp──▶ RTP packets ──srtp──▶ UDP
+//!                                                               ▲
+//!                              controller ──SRTCP──▶ srtp ──▶ rtcp (RR stats, liveness)
+//! ```
+//!
+//! # Structure
+//!
+//! The pure modules below perform no I/O: they never open a socket, read a clock, start a thread
+//! or draw random numbers (initial sequence numbers, timestamps and times are parameters). They
+//! build with `--no-default-features`.
+//!
+//! - [`h264`]: Annex B / AVCC splitting, access-unit grouping, SPS parsing, SDP `fmtp` values.
+//! - [`rtp`]: RTP header codec, the RFC 6184 H.264 packetizer and a small depacketizer.
+//! - [`srtp`]: SRTP/SRTCP protect and unprotect (RFC 3711; AES-CM-128/256 + HMAC-SHA1-80, NULL).
+//! - [`rtcp`]: Sender Reports out, Receiver Reports and other compound packets in.
+//! - [`stats`]: per-stream counters and a latency histogram.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod h264;
+pub mod rtcp;
+pub mod rtp;
+pub mod srtp;
+pub mod stats;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
