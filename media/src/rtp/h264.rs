@@ -24,7 +24,9 @@ pub struct RtpConfig {
     pub initial_timestamp: u32,
 }
 
-/// Turns H.264 access units into RTP packets; see the [module docs](self).
+/// Turns H.264 access units into RTP packets (RFC 6184 packetization-mode 1): single NAL unit
+/// packets, FU-A fragments for NAL units over the MTU, and a STAP-A with SPS + PPS before every
+/// IDR picture so that a receiver joining at any IDR can decode.
 #[derive(Debug)]
 pub struct H264Packetizer {
     cfg: RtpConfig,
