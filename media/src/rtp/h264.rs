@@ -15,8 +15,12 @@ pub struct RtpConfig {
     pub ssrc: u32,
     /// RTP payload type (HomeKit video: typically 99).
     pub payload_type: u8,
-    /// Largest RTP packet in bytes, including the 12-byte header, before SRTP adds its tag
-    /// (HomeKit: 1378 on IPv4, 1228 on IPv6; HAP §7.6).
+    /// Largest RTP packet in bytes, including the 12-byte header, before SRTP adds its tag.
+    ///
+    /// HomeKit negotiates 1378 (IPv4) / 1228 (IPv6) (HAP §7.6). ffmpeg, which HAP-python and
+    /// HAP-NodeJS use, applies that `pkt_size` to the whole SRTP packet (its RTP packets are 14
+    /// bytes smaller), so pass the negotiated value minus
+    /// [`SrtpSuite::rtp_overhead`](crate::srtp::SrtpSuite::rtp_overhead) to do the same.
     pub mtu: usize,
     /// Sequence number of the first packet (random, RFC 3550 §5.1).
     pub initial_sequence: u16,
