@@ -5,8 +5,10 @@
 
 use bytes::Bytes;
 
-use crate::h264::{NalType, nal_type};
+use crate::h264::{AccessUnitSplitter, NalType, annex_b_to_bytes, avcc_nals, nal_type, parse_sps};
+use crate::rtcp::parse_compound;
 use crate::rtp::{H264Depacketizer, H264Packetizer, MIN_MTU, RtpConfig, RtpPacket};
+use crate::srtp::{SrtpContext, SrtpSuite};
 
 /// Packetizes NAL units taken from `data` and checks that every packet is within the MTU and that
 /// depacketizing gives back every NAL unit that is not dropped, in order.
@@ -59,11 +61,38 @@ pub fn fuzz_packetize(data: &[u8]) {
             !matches!(
                 nal_type(n),
                 None | Some(NalType::AUD | NalType::SEI | NalType::FILLER)
-            ) && !is_parameter_set(n)
+            ) && !matches!(nal_type(n), Some(t) if t.0 == 0 || t.0 >= 24)
+                && !is_parameter_set(n)
         })
         .collect();
     let got_media: Vec<&Bytes> = got.iter().filter(|n| !is_parameter_set(n)).collect();
     assert_eq!(got_media, expected);
+}
+
+/// Feeds peer-controlled bytes to every parser of the crate (RTP, RTCP, SRTP/SRTCP unprotect,
+/// the depacketizer, Annex B / AVCC splitting, access-unit grouping, SPS); none may panic, and
+/// the RTP header length must lie within the packet.
+pub fn fuzz_parsers(data: &[u8]) {
+    if let Ok(p) = RtpPacket::parse(data) {
+        assert!(p.header_len <= data.len());
+        let _ = H264Depacketizer::new().push(&p);
+    }
+    let _ = parse_compound(data);
+    let mut sps = vec![0x67];
+    sps.extend_from_slice(data);
+    let _ = parse_sps(&sps);
+    let bytes = Bytes::copy_from_slice(data);
+    let mut splitter = AccessUnitSplitter::new();
+    for nal in annex_b_to_bytes(&bytes) {
+        let _ = splitter.push(nal);
+    }
+    let _ = splitter.flush();
+    for length_size in 1..=4 {
+        let _ = avcc_nals(&bytes, length_size);
+    }
+    let mut srtp = SrtpContext::new(SrtpSuite::AesCm128HmacSha1_80, &[1; 16], &[2; 14]).unwrap();
+    let _ = srtp.unprotect_rtp(data);
+    let _ = srtp.unprotect_rtcp(data);
 }
 
 #[cfg(test)]
@@ -80,5 +109,34 @@ mod tests {
         big.extend(std::iter::repeat_n(0xab, 10_000));
         fuzz_packetize(&big);
         fuzz_packetize(&[0, 1, 0, 0, 0, 0, 0, 1, 0x09, 0, 1, 0x06]);
+    }
+
+    /// A deterministic smoke run of both entry points over pseudo-random inputs (xorshift), so
+    /// that CI exercises them without cargo-fuzz.
+    #[test]
+    fn entry_points_survive_pseudo_random_inputs() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..3000 {
+            let len = (next() % 3000) as usize;
+            let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Make some inputs look like RTP / RTCP / Annex B.
+            match round % 4 {
+                0 if len > 1 => data[0] = 0x80 | (data[0] & 0x3f),
+                1 if len > 2 => {
+                    data[0] = 0x80 | (data[0] & 0x1f);
+                    data[1] = 200 + (data[1] % 7);
+                }
+                2 if len > 4 => data[..3].copy_from_slice(&[0, 0, 1]),
+                _ => {}
+            }
+            fuzz_parsers(&data);
+            fuzz_packetize(&data);
+        }
     }
 }

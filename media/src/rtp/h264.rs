@@ -74,7 +74,8 @@ impl H264Packetizer {
     /// `out`.
     ///
     /// `timestamp_90k` is the media clock relative to stream start; the initial timestamp is added
-    /// here. AUD, SEI and filler NAL units are dropped. In-band SPS/PPS replace the stored ones;
+    /// here. AUD, SEI and filler NAL units are dropped, and so are NAL types 0 and 24..=31 (which
+    /// would clash with RTP aggregation and fragmentation units). In-band SPS/PPS replace the stored ones;
     /// before the first IDR slice of an access unit a STAP-A with SPS + PPS is sent (in-band
     /// copies in such an access unit are not sent a second time). NAL units over the MTU go out
     /// as FU-A fragments. The last packet of the access unit carries the marker bit. Nothing is
@@ -107,6 +108,10 @@ impl H264Packetizer {
             let Some(ty) = nal_type(nal) else { continue };
             match ty {
                 NalType::AUD | NalType::SEI | NalType::FILLER => continue,
+                // Types 0 and 24..=31 are unspecified in H.264 and taken by RTP payload
+                // structures (STAP-A = 24, FU-A = 28; RFC 6184 §5.2): a receiver would misread
+                // them, and no encoder emits them.
+                t if t.0 == 0 || t.0 >= 24 => continue,
                 NalType::SPS | NalType::PPS if has_idr => continue,
                 NalType::IDR if !sent_parameter_sets => {
                     sent_parameter_sets = true;
