@@ -239,13 +239,15 @@ impl SrtpContext {
             .filter(|&e| e >= header_len)
             .ok_or_else(|| err(SrtpErrorKind::TooShort))?;
         let (ssrc, seq) = (ssrc.unwrap_or_default(), seq.unwrap_or_default());
-        let state = self.streams.entry(ssrc).or_default();
-        let roc = estimate_roc(state, seq);
+        // No state is created before the packet authenticates: forged packets with random SSRCs
+        // must not grow the map.
+        let roc = self.streams.get(&ssrc).map_or(0, |s| estimate_roc(s, seq));
         let index = (u64::from(roc) << 16) | u64::from(seq);
         let (authenticated, received_tag) = packet.split_at(body_end);
         if !rtp_verify(&keys.rtp, authenticated, roc, received_tag) {
             return Err(err(SrtpErrorKind::Authentication));
         }
+        let state = self.streams.entry(ssrc).or_default();
         if !state.rtp_replay.check(index) {
             return Err(err(SrtpErrorKind::Replayed));
         }

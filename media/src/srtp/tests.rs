@@ -203,6 +203,18 @@ fn tampering_and_replay_are_rejected() {
         SrtpErrorKind::Replayed
     );
 
+    // Forged packets do not create per-SSRC state.
+    let before = format!("{rx:?}");
+    for ssrc in 0..100u8 {
+        let mut forged = bad.clone();
+        forged[4..8].copy_from_slice(&[ssrc; 4]);
+        assert!(rx.unprotect_rtcp(&forged).is_err());
+        let mut forged_rtp = p.to_vec();
+        forged_rtp[8..12].copy_from_slice(&[ssrc; 4]);
+        assert!(rx.unprotect_rtp(&forged_rtp).is_err());
+    }
+    assert_eq!(format!("{rx:?}"), before);
+
     // A different key fails authentication (what ffmpeg reports as "HMAC mismatch").
     let mut other =
         SrtpContext::new(SrtpSuite::AesCm128HmacSha1_80, &[0x33; 16], &[0x22; 14]).unwrap();
