@@ -69,30 +69,37 @@ pub(crate) struct SessionKeys {
 
 impl SessionKeys {
     /// Derives the session keys with labels `label_base`, +1, +2 (0/1/2 for SRTP, 3/4/5 for
-    /// SRTCP; RFC 3711 §4.3.2), key derivation rate 0.
-    pub(crate) fn derive(master: &Aes, master_salt: &[u8; SALT_LEN], label_base: u8) -> Self {
+    /// SRTCP; RFC 3711 §4.3.2), key derivation rate 0. `None` cannot happen for keys `Aes::new`
+    /// accepted (the session key has the master key's length; HMAC takes any key length).
+    pub(crate) fn derive(
+        master: &Aes,
+        master_salt: &[u8; SALT_LEN],
+        label_base: u8,
+    ) -> Option<Self> {
         let key_len = match master {
             Aes::Aes128(_) => 16,
             Aes::Aes256(_) => 32,
         };
-        let enc = derive(master, master_salt, label_base, key_len);
-        let auth = derive(
+        let enc = Zeroizing::new(derive(master, master_salt, label_base, key_len));
+        let auth = Zeroizing::new(derive(
             master,
             master_salt,
             label_base.wrapping_add(1),
             AUTH_KEY_LEN,
-        );
-        let salt_bytes = derive(master, master_salt, label_base.wrapping_add(2), SALT_LEN);
+        ));
+        let salt_bytes = Zeroizing::new(derive(
+            master,
+            master_salt,
+            label_base.wrapping_add(2),
+            SALT_LEN,
+        ));
         let mut salt = Zeroizing::new([0u8; SALT_LEN]);
         salt.copy_from_slice(&salt_bytes);
-        Self {
-            // The derived key has the master key's length, which `Aes::new` accepts.
-            cipher: Aes::new(&enc).unwrap_or_else(|| master.clone()),
+        Some(Self {
+            cipher: Aes::new(&enc)?,
             salt,
-            // HMAC accepts keys of any length.
-            auth: <Hmac<Sha1> as KeyInit>::new_from_slice(&auth)
-                .unwrap_or_else(|_| <Hmac<Sha1> as KeyInit>::new(&Default::default())),
-        }
+            auth: <Hmac<Sha1> as KeyInit>::new_from_slice(&auth).ok()?,
+        })
     }
 
     /// The counter block for a packet: (salt * 2^16) XOR (SSRC * 2^64) XOR (index * 2^16)

@@ -146,15 +146,16 @@ impl SrtpContext {
         let keys = match suite {
             SrtpSuite::Null => None,
             _ => {
-                let master = Aes::new(master_key).ok_or_else(|| SrtpKeyError::KeyLength {
+                let bad_key = || SrtpKeyError::KeyLength {
                     expected: suite.key_len(),
                     got: master_key.len(),
-                })?;
+                };
+                let master = Aes::new(master_key).ok_or_else(bad_key)?;
                 let mut salt = zeroize::Zeroizing::new([0u8; SALT_LEN]);
                 salt.copy_from_slice(master_salt);
                 Some(Box::new(Keys {
-                    rtp: SessionKeys::derive(&master, &salt, LABEL_RTP),
-                    rtcp: SessionKeys::derive(&master, &salt, LABEL_RTCP),
+                    rtp: SessionKeys::derive(&master, &salt, LABEL_RTP).ok_or_else(bad_key)?,
+                    rtcp: SessionKeys::derive(&master, &salt, LABEL_RTCP).ok_or_else(bad_key)?,
                 }))
             }
         };
