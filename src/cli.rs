@@ -16,7 +16,7 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "DIR", global = true)]
     pub(crate) data_dir: Option<PathBuf>,
     /// HAP TCP port of the bridge (overrides bridge.port).
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "PORT")]
     pub(crate) hap_port: Option<u16>,
     /// Address of the admin API.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]

@@ -49,7 +49,7 @@ pub(crate) enum ServerKey {
 
 impl ServerKey {
     /// The key as stored: `bridge` or `camera:<id>` (camera ids cannot collide with `bridge`).
-    fn as_db(&self) -> String {
+    pub(crate) fn as_db(&self) -> String {
         match self {
             Self::Bridge => "bridge".to_owned(),
             Self::Camera(id) => format!("camera:{id}"),

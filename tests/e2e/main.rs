@@ -1,0 +1,9 @@
+//! End-to-end tests of the `hap-bridge` binary: one test crate (STYLE.md), modules inside. Each
+//! test starts the real binary on loopback (OS-chosen ports, a temporary data directory,
+//! mDNS restricted to `lo`) and drives it as a controller would.
+// Test code: a panic is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod controller;
+mod pairing;
+mod util;
