@@ -149,6 +149,9 @@ fn handle_event(
                 let _ = inner.changes.send((Some(id), change));
             }
         }
+        ConnectionEvent::PairSetupRefused { error } => {
+            tracing::warn!(server = %inner.name, %peer, %error, "pair-setup refused");
+        }
         ConnectionEvent::Identify => {
             tracing::info!(server = %inner.name, %peer, "identify requested (unpaired)");
         }

@@ -26,7 +26,7 @@ pub(crate) struct Identity {
 impl Identity {
     pub(crate) fn new(n: u8) -> Self {
         Self {
-            id: format!("E2E0000{n:02X}-0000-4000-8000-00000000{n:04X}").into_bytes(),
+            id: format!("E2E000{n:02X}-0000-4000-8000-0000000000{n:02X}").into_bytes(),
             key: SigningKey::from_bytes(&[n.wrapping_add(1); 32]),
         }
     }
