@@ -118,6 +118,7 @@ async fn doorbell(State(state): State<Arc<ApiState>>, Path(id): Path<String>) ->
 }
 
 /// Parses `{"detected": bool}`; errors name the field.
+#[allow(clippy::result_large_err)] // the error is the finished HTTP response
 fn detected(body: &[u8]) -> Result<bool, Response> {
     let json: Json = serde_json::from_slice(body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("body: not JSON: {e}")))?;

@@ -33,7 +33,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
         .bind
         .first()
         .copied()
-        .unwrap_or([0, 0, 0, 0].into());
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     if config.bridge.bind.len() > 1 {
         tracing::warn!("bridge.bind: only the first address is used: {bind_ip}");
     }
@@ -139,6 +139,7 @@ async fn start_server(
         store.set_setup_code(&key, code)?;
     }
     let record = store.server_record(&key)?.unwrap_or(record);
+    tracing::debug!(server = %key.as_db(), stored_config_number = record.config_number, "identity loaded");
     let (setup_code, setup_id) = setup_adapter::parse(&record.setup, key.as_db().as_str())?;
     let config_number = store.update_config_number(&key, &db.shape_hash())?;
     let pairings = store.pairing_store(&key)?;
@@ -180,14 +181,12 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

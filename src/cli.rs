@@ -120,7 +120,14 @@ mod tests {
             cli.command,
             Some(Command::Pairings { action: PairingsAction::Remove { id } }) if id == "ABC"
         ));
-        assert!(Cli::try_parse_from(["hap-bridge", "--hap-port", "0"]).is_err());
+        // Port 0: the OS picks one (tests); the bound port is printed.
+        assert_eq!(
+            Cli::try_parse_from(["hap-bridge", "--hap-port", "0"])
+                .unwrap()
+                .hap_port,
+            Some(0)
+        );
+        assert!(Cli::try_parse_from(["hap-bridge", "--hap-port", "70000"]).is_err());
         assert!(Cli::try_parse_from(["hap-bridge", "--bind", "nope"]).is_err());
     }
 }

@@ -376,7 +376,8 @@ impl Connection {
                     self.events.push_back(ConnectionEvent::Paired { pairing });
                 }
                 if let Some(error) = reply.error {
-                    self.events.push_back(ConnectionEvent::PairSetupRefused { error });
+                    self.events
+                        .push_back(ConnectionEvent::PairSetupRefused { error });
                 }
             }
             Err(_) => self.respond(Status::BAD_REQUEST, None),

@@ -23,7 +23,7 @@ pub(super) async fn run(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr, 
     let reason = serve(&inner, socket, peer, id).await;
     inner.lock().gate.connection_closed(ConnectionId(id));
     inner.connections.fetch_sub(1, Ordering::Relaxed);
-    tracing::debug!(server = %inner.name, %peer, conn = id, reason, "connection closed");
+    tracing::debug!(server = %inner.key.as_db(), %peer, conn = id, reason, "connection closed");
 }
 
 async fn serve(inner: &Arc<Inner>, socket: TcpStream, peer: SocketAddr, id: u64) -> &'static str {

@@ -207,11 +207,6 @@ impl Inner {
         })
     }
 
-    /// Whether any controller is paired.
-    pub(crate) fn is_paired(&self) -> bool {
-        self.lock().store.is_paired()
-    }
-
     /// The setup code and `X-HM://` URI while unpaired (never once paired).
     pub(crate) fn setup_info(&self) -> Option<(String, String)> {
         let shared = self.lock();
@@ -289,10 +284,8 @@ async fn announce_loop(
                 Some(Announce::Paired(paired)) => {
                     if txt.paired != paired {
                         txt.paired = paired;
-                        if let Some(reg) = registration.as_mut() {
-                            if let Err(e) = reg.update(&txt_record(&txt)) {
-                                tracing::warn!(error = %e, "mDNS update failed");
-                            }
+                        if let Some(Err(e)) = registration.as_mut().map(|r| r.update(&txt_record(&txt))) {
+                            tracing::warn!(error = %e, "mDNS update failed");
                         }
                     }
                 }
@@ -305,10 +298,8 @@ async fn announce_loop(
             }
         }
     }
-    if let Some(reg) = registration {
-        if let Err(e) = reg.unregister() {
-            tracing::warn!(error = %e, "mDNS unregister failed");
-        }
+    if let Some(Err(e)) = registration.map(Registration::unregister) {
+        tracing::warn!(error = %e, "mDNS unregister failed");
     }
 }
 

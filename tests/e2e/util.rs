@@ -1,4 +1,6 @@
 //! Starting the bridge binary and talking to its admin API.
+// Shared helpers: not every test module uses every one.
+#![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
