@@ -101,7 +101,12 @@ impl fmt::Display for Error {
             write!(f, ", {url}")?;
         }
         if let Ok(since) = e.at.duration_since(SystemTime::UNIX_EPOCH) {
-            write!(f, ", at unix {}.{:03}", since.as_secs(), since.subsec_millis())?;
+            write!(
+                f,
+                ", at unix {}.{:03}",
+                since.as_secs(),
+                since.subsec_millis()
+            )?;
         }
         f.write_str(")")?;
         if let Some(detail) = &e.detail {
@@ -182,7 +187,10 @@ mod tests {
             .with_detail(format!("401 for {url}"), Some("s3cret"));
         let shown = format!("{e} {e:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(shown.contains("porch") && shown.contains("192.0.2.7:554/stream1"), "{shown}");
+        assert!(
+            shown.contains("porch") && shown.contains("192.0.2.7:554/stream1"),
+            "{shown}"
+        );
         assert_eq!(e.kind(), ErrorKind::Connect);
     }
 }

@@ -122,7 +122,12 @@ mod tests {
         };
         let mut out = Vec::new();
         au.write_annex_b(&mut out);
-        assert_eq!(out, [0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 0xaa]);
+        assert_eq!(
+            out,
+            [
+                0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 0xaa
+            ]
+        );
         assert_eq!(au.byte_len(), 2);
     }
 

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::error::{Error, ErrorKind};
 use crate::frame::{AccessUnit, SourceState};
+use crate::h264::{SpsInfo, parse_sps};
 use crate::source::{FrameSink, SourceConfig, rtsp, test_pattern};
 
 /// When the hub runs its source.
@@ -42,6 +43,9 @@ pub struct HubConfig {
     pub source: SourceConfig,
     /// Lazy or always on.
     pub mode: ConnectMode,
+    /// Expected picture size, used to pick between a camera's streams before the source's SPS
+    /// has been seen (the SPS wins once known).
+    pub size_hint: Option<(u32, u32)>,
 }
 
 /// What a hub reports about its source.
@@ -63,6 +67,8 @@ pub struct HubStatus {
     pub last_frame_at: Option<Instant>,
     /// Active subscriptions.
     pub consumers: usize,
+    /// Profile, level and picture size from the newest SPS.
+    pub video: Option<SpsInfo>,
 }
 
 /// A camera's hub; clones share it.
@@ -75,9 +81,8 @@ impl Hub {
     /// Creates the hub. Must be called inside a tokio runtime (RTSP ingest and idle timers run on
     /// it). An always-on hub starts its source at once.
     pub fn new(config: HubConfig) -> Result<Self, Error> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
-            Error::new(ErrorKind::Config, &config.name).with_detail(e, None)
-        })?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| Error::new(ErrorKind::Config, &config.name).with_detail(e, None))?;
         let (status_tx, _) = watch::channel(HubStatus {
             state: SourceState::Idle,
             last_error: None,
@@ -87,6 +92,7 @@ impl Hub {
             bytes: 0,
             last_frame_at: None,
             consumers: 0,
+            video: None,
         });
         let shared = Arc::new(Shared {
             config,
@@ -99,10 +105,12 @@ impl Hub {
                 idle_generation: 0,
             }),
             status: status_tx,
+            last_sps: Mutex::new(bytes::Bytes::new()),
         });
         if shared.config.mode == ConnectMode::AlwaysOn {
             let mut inner = shared.lock();
             shared.start_source(&mut inner)?;
+            drop(inner);
         }
         Ok(Self { shared })
     }
@@ -129,7 +137,10 @@ impl Hub {
             let n = inner.live_consumers();
             self.shared.status.send_modify(|s| s.consumers = n);
         }
-        Ok(Subscription { queue, hub: self.clone() })
+        Ok(Subscription {
+            queue,
+            hub: self.clone(),
+        })
     }
 
     /// The pictures from the last IDR to the newest (empty before the first IDR).
@@ -155,6 +166,18 @@ impl Hub {
     /// The configuration.
     pub fn config(&self) -> &HubConfig {
         &self.shared.config
+    }
+
+    /// The picture size: from the source's SPS once seen, else the test pattern's configured
+    /// size or the configured hint.
+    pub fn video_size(&self) -> Option<(u32, u32)> {
+        if let Some(sps) = self.status().video {
+            return Some((sps.width, sps.height));
+        }
+        match &self.shared.config.source {
+            SourceConfig::TestPattern(p) => Some((p.width, p.height)),
+            SourceConfig::Rtsp(_) => self.shared.config.size_hint,
+        }
     }
 }
 
@@ -229,13 +252,15 @@ impl Subscription {
 
     fn closed_error(&self) -> Error {
         let status = self.hub.status();
-        status.last_error.unwrap_or_else(|| Error::new(ErrorKind::Shutdown, self.hub.name()))
+        status
+            .last_error
+            .unwrap_or_else(|| Error::new(ErrorKind::Shutdown, self.hub.name()))
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.hub.shared.unsubscribe();
+        self.hub.shared.unsubscribe(&self.queue);
     }
 }
 
@@ -244,6 +269,8 @@ struct Shared {
     runtime: tokio::runtime::Handle,
     inner: Mutex<Inner>,
     status: watch::Sender<HubStatus>,
+    /// The SPS behind `HubStatus::video`, to parse only changes.
+    last_sps: Mutex<bytes::Bytes>,
 }
 
 struct Inner {
@@ -280,24 +307,34 @@ impl RunningSource {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn start_source(self: &Arc<Self>, inner: &mut Inner) -> Result<(), Error> {
         inner.epoch += 1;
-        let sink: Arc<dyn FrameSink> = Arc::new(HubSink { shared: Arc::downgrade(self), epoch: inner.epoch });
+        let sink: Arc<dyn FrameSink> = Arc::new(HubSink {
+            shared: Arc::downgrade(self),
+            epoch: inner.epoch,
+        });
         let name = &self.config.name;
         tracing::info!(camera = %name, "starting source");
         inner.source = Some(match &self.config.source {
             SourceConfig::Rtsp(config) => {
-                let task = self.runtime.spawn(rtsp::run(name.clone(), config.clone(), sink));
+                let task = self
+                    .runtime
+                    .spawn(rtsp::run(name.clone(), config.clone(), sink));
                 RunningSource::Task(task)
             }
             SourceConfig::TestPattern(config) => {
                 let stop = Arc::new(AtomicBool::new(false));
-                test_pattern::spawn(name, config.clone(), sink, Arc::clone(&stop)).map_err(|e| {
-                    Error::new(ErrorKind::Config, name).with_detail(format!("thread: {e}"), None)
-                })?;
+                test_pattern::spawn(name, config.clone(), sink, Arc::clone(&stop)).map_err(
+                    |e| {
+                        Error::new(ErrorKind::Config, name)
+                            .with_detail(format!("thread: {e}"), None)
+                    },
+                )?;
                 RunningSource::Thread(stop)
             }
         });
@@ -316,11 +353,15 @@ impl Shared {
         });
     }
 
-    fn unsubscribe(self: &Arc<Self>) {
+    fn unsubscribe(self: &Arc<Self>, queue: &Arc<ConsumerQueue>) {
         let mut inner = self.lock();
+        let gone = Arc::downgrade(queue);
+        inner.consumers.retain(|w| !w.ptr_eq(&gone));
         let n = inner.live_consumers();
         self.status.send_modify(|s| s.consumers = n);
-        let ConnectMode::Lazy { idle_timeout } = self.config.mode else { return };
+        let ConnectMode::Lazy { idle_timeout } = self.config.mode else {
+            return;
+        };
         if n > 0 || inner.source.is_none() {
             return;
         }
@@ -357,8 +398,23 @@ impl Shared {
             None => false,
         });
         drop(inner);
+        let video = au.parameter_sets.as_ref().and_then(|ps| {
+            let known = self.status.borrow().video.is_some();
+            let mut last = self
+                .last_sps
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if known && *last == ps.sps {
+                return None;
+            }
+            last.clone_from(&ps.sps);
+            parse_sps(&ps.sps).ok()
+        });
         let bytes = au.byte_len() as u64;
         self.status.send_modify(|s| {
+            if video.is_some() {
+                s.video = video;
+            }
             s.frames += 1;
             s.keyframes += u64::from(au.is_idr);
             s.bytes += bytes;
@@ -371,7 +427,10 @@ impl Shared {
         if inner.epoch != epoch {
             return;
         }
-        if matches!(state, SourceState::Reconnecting { .. } | SourceState::Stopped) {
+        if matches!(
+            state,
+            SourceState::Reconnecting { .. } | SourceState::Stopped
+        ) {
             // The next session starts on a fresh IDR; old pictures cannot be continued.
             inner.gop.clear();
         }
@@ -394,7 +453,10 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let inner = self.inner.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let inner = self
+            .inner
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(source) = inner.source.take() {
             source.stop();
         }
@@ -439,7 +501,9 @@ struct QueueInner {
 
 impl ConsumerQueue {
     fn lock(&self) -> MutexGuard<'_, QueueInner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn push(&self, au: &Arc<AccessUnit>) {

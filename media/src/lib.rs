@@ -1,27 +1,54 @@
 //! The media pipeline of hap-bridge: RTSP in, H.264 passthrough or re-encode, RTP + SRTP + RTCP out.
 //!
 //! `media` knows nothing of HomeKit: its input is plain stream parameters (size, fps, bitrate,
-//! payload type, SSRC, SRTP suite + key + salt, MTU, destination) and a camera
+//! payload type, SSRC, SRTP suite + key + salt, MTU, destination, RTCP interval) and a camera
 //! source.
 //!
-//! # Structure (runtime half, feature `runtime`)
-//!
 //! ```text
-//!  source::rtsp (retina, reconnect) ─┐                       ┌─ passthrough consumer
-//!  source::test_pattern (openh264) ──┴─► hub::Hub (GOP) ──────┼─ transcode::Transcoder (thread)
-//!                                                             └─ snapshot::Snapshotter (JPEG)
+//!  camera ──RTSP──▶ NAL units ──h264──▶ access units ──rtp──▶ RTP packets ──srtp──▶ UDP
+//!                                                               ▲
+//!                              controller ──SRTCP──▶ srtp ──▶ rtcp (RR stats, liveness)
 //! ```
 //!
-//! - [`frame`]: the [`frame::AccessUnit`] every stage passes around.
-//! - [`source`]: RTSP ingest and the built-in test pattern.
-//! - [`hub`]: one source session per camera, shared by every consumer; newest frame wins.
-//! - [`transcode`]: decode, scale and re-encode on a dedicated thread.
-//! - [`snapshot`]: JPEG of the newest decodable picture.
+//! # Structure
+//!
+//! The pure modules below perform no I/O: they never open a socket, read a clock, start a thread
+//! or draw random numbers (initial sequence numbers, timestamps and times are parameters). They
+//! build with `--no-default-features`.
+//!
+//! - [`h264`]: Annex B / AVCC splitting, access-unit grouping, SPS parsing, SDP `fmtp` values.
+//! - [`rtp`]: RTP header codec, the RFC 6184 H.264 packetizer and a small depacketizer.
+//! - [`srtp`]: SRTP/SRTCP protect and unprotect (RFC 3711; AES-CM-128/256 + HMAC-SHA1-80, NULL).
+//! - [`rtcp`]: Sender Reports out, Receiver Reports and other compound packets in.
+//! - [`stats`]: per-stream counters and a latency histogram.
+//!
+//! The runtime half (feature `runtime`, on by default) runs the sources and codecs:
+//!
+//! ```text
+//!  source::rtsp (retina, reconnect) ─┐                      ┌─ passthrough consumer
+//!  source::test_pattern (openh264) ──┴─► hub::Hub (GOP) ─────┼─ transcode::Transcoder (thread)
+//!                                                            └─ snapshot::Snapshotter (JPEG)
+//! ```
+//!
+//! - [`frame`]: the [`frame::AccessUnit`] every runtime stage passes around.
+//! - `source`: RTSP ingest with reconnect, and the built-in test pattern.
+//! - `hub`: one source session per camera, shared by every consumer; newest frame wins.
+//! - `transcode`: decode, scale and re-encode on a dedicated thread.
+//! - `snapshot`: JPEG of the newest decodable picture.
+//! - `camera`: main stream + substream; a request picks the stream that fits best.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod h264;
+pub mod rtcp;
+pub mod rtp;
+pub mod srtp;
+pub mod stats;
+
 pub mod frame;
 
+#[cfg(feature = "runtime")]
+pub mod camera;
 #[cfg(feature = "runtime")]
 pub mod error;
 #[cfg(feature = "runtime")]
@@ -35,3 +62,6 @@ pub mod transcode;
 
 #[cfg(feature = "runtime")]
 pub use error::{Error, ErrorKind};
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;

@@ -43,7 +43,12 @@ pub struct Snapshotter {
 impl Snapshotter {
     /// Snapshots of `hub`, each reused for `max_age` (1-2 s keeps a busy Home app cheap).
     pub fn new(hub: Hub, max_age: Duration) -> Self {
-        Self { hub, max_age, wait_for_picture: DEFAULT_WAIT, cache: tokio::sync::Mutex::new(Vec::new()) }
+        Self {
+            hub,
+            max_age,
+            wait_for_picture: DEFAULT_WAIT,
+            cache: tokio::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// A JPEG of `width`×`height` (the picture is centre-cropped to that aspect ratio). When the
@@ -56,7 +61,10 @@ impl Snapshotter {
         }
         let mut cache = self.cache.lock().await;
         cache.retain(|s| s.made_at.elapsed() < self.max_age);
-        if let Some(hit) = cache.iter().find(|s| (s.width, s.height) == (width, height)) {
+        if let Some(hit) = cache
+            .iter()
+            .find(|s| (s.width, s.height) == (width, height))
+        {
             return Ok(hit.clone());
         }
         // Keep a subscription while working so a lazy hub stays connected.
@@ -70,10 +78,14 @@ impl Snapshotter {
                     }
                 }
             };
-            tokio::time::timeout(self.wait_for_picture, wait).await.map_err(|_| {
-                Error::new(ErrorKind::NoPicture, name)
-                    .with_detail(format!("no keyframe within {:?}", self.wait_for_picture), None)
-            })??;
+            tokio::time::timeout(self.wait_for_picture, wait)
+                .await
+                .map_err(|_| {
+                    Error::new(ErrorKind::NoPicture, name).with_detail(
+                        format!("no keyframe within {:?}", self.wait_for_picture),
+                        None,
+                    )
+                })??;
             gop = self.hub.gop();
         }
         let name = name.to_owned();
@@ -87,9 +99,15 @@ impl Snapshotter {
 }
 
 /// Decodes `gop` (IDR first) within [`DECODE_BUDGET`] and encodes the newest picture as JPEG.
-pub fn render(name: &str, gop: &[Arc<AccessUnit>], width: u32, height: u32) -> Result<Snapshot, Error> {
+pub fn render(
+    name: &str,
+    gop: &[Arc<AccessUnit>],
+    width: u32,
+    height: u32,
+) -> Result<Snapshot, Error> {
     let started = Instant::now();
-    let err = |kind, detail: &dyn std::fmt::Display| Error::new(kind, name).with_detail(detail, None);
+    let err =
+        |kind, detail: &dyn std::fmt::Display| Error::new(kind, name).with_detail(detail, None);
     let mut decoder = Decoder::new().map_err(|e| err(ErrorKind::Decode, &e))?;
     let mut scaler = Scaler::new(width.next_multiple_of(2), height.next_multiple_of(2));
     let mut buf = Vec::new();
@@ -108,7 +126,9 @@ pub fn render(name: &str, gop: &[Arc<AccessUnit>], width: u32, height: u32) -> R
         };
         let over_budget = started.elapsed() > DECODE_BUDGET;
         if let Some(picture) = decoded.filter(|_| i == last || over_budget) {
-            let scaled = scaler.scale(PlanarRef::from_yuv(&picture)).map_err(|e| err(ErrorKind::Scale, &e))?;
+            let scaled = scaler
+                .scale(PlanarRef::from_yuv(&picture))
+                .map_err(|e| err(ErrorKind::Scale, &e))?;
             newest = Some((scaled.to_vec(), au.received_at));
         }
         if over_budget && newest.is_some() {
@@ -116,7 +136,10 @@ pub fn render(name: &str, gop: &[Arc<AccessUnit>], width: u32, height: u32) -> R
         }
     }
     let Some((i420, frame_received_at)) = newest else {
-        return Err(err(ErrorKind::NoPicture, &"nothing decodable in the prebuffer"));
+        return Err(err(
+            ErrorKind::NoPicture,
+            &"nothing decodable in the prebuffer",
+        ));
     };
     let image = I420Image {
         data: &i420,
@@ -129,7 +152,13 @@ pub fn render(name: &str, gop: &[Arc<AccessUnit>], width: u32, height: u32) -> R
     JpegEncoder::new(&mut jpeg, JPEG_QUALITY)
         .encode_image(image)
         .map_err(|e| err(ErrorKind::Jpeg, &e))?;
-    Ok(Snapshot { jpeg: Bytes::from(jpeg), width, height, frame_received_at, made_at: Instant::now() })
+    Ok(Snapshot {
+        jpeg: Bytes::from(jpeg),
+        width,
+        height,
+        frame_received_at,
+        made_at: Instant::now(),
+    })
 }
 
 /// A contiguous I420 picture fed row by row to the JPEG encoder, with video-range
@@ -161,8 +190,14 @@ impl ImageBuffer for I420Image<'_> {
         let chroma_stride = self.stride / 2;
         let chroma_len = chroma_stride * (self.rows / 2);
         let y_row = self.data.get(row * self.stride..).unwrap_or_default();
-        let u_row = self.data.get(luma_len + (row / 2) * chroma_stride..).unwrap_or_default();
-        let v_row = self.data.get(luma_len + chroma_len + (row / 2) * chroma_stride..).unwrap_or_default();
+        let u_row = self
+            .data
+            .get(luma_len + (row / 2) * chroma_stride..)
+            .unwrap_or_default();
+        let v_row = self
+            .data
+            .get(luma_len + chroma_len + (row / 2) * chroma_stride..)
+            .unwrap_or_default();
         let [yb, cb, cr, _] = buffers;
         let (luma, chroma) = (&*LUMA_LUT, &*CHROMA_LUT);
         yb.extend(y_row.iter().take(w).map(|&v| luma[usize::from(v)]));

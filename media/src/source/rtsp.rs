@@ -109,12 +109,16 @@ async fn play(
     let (url, creds) = split_credentials(name, &config.url)?;
     let secret = creds.as_ref().map(|c| c.password.clone());
     let err = |kind: ErrorKind, detail: &dyn fmt::Display| {
-        Error::new(kind, name).with_url(&config.url).with_detail(detail, secret.as_deref())
+        Error::new(kind, name)
+            .with_url(&config.url)
+            .with_detail(detail, secret.as_deref())
     };
     let limit = config.connect_timeout;
     let timed_out = |stage: &str| format!("{stage} timed out after {limit:?}");
 
-    let options = SessionOptions::default().creds(creds).user_agent(USER_AGENT.to_owned());
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent(USER_AGENT.to_owned());
     let mut session = tokio::time::timeout(limit, Session::describe(url, options))
         .await
         .map_err(|_| err(ErrorKind::Connect, &timed_out("DESCRIBE")))?
@@ -133,7 +137,9 @@ async fn play(
         parameter_set_insertion: ParameterSetInsertion::EachKeyFrame,
         ..FrameFormat::MP4
     };
-    let setup = SetupOptions::default().transport(transport).frame_format(format);
+    let setup = SetupOptions::default()
+        .transport(transport)
+        .frame_format(format);
     tokio::time::timeout(limit, session.setup(stream_i, setup))
         .await
         .map_err(|_| err(ErrorKind::Connect, &timed_out("SETUP")))?
@@ -142,7 +148,8 @@ async fn play(
         .await
         .map_err(|_| err(ErrorKind::Connect, &timed_out("PLAY")))?
         .map_err(|e| err(ErrorKind::Connect, &e))?;
-    let mut demuxed = playing.demuxed().map_err(|e| err(ErrorKind::Connect, &e))?;
+    let demuxed = playing.demuxed().map_err(|e| err(ErrorKind::Connect, &e))?;
+    let mut demuxed = std::pin::pin!(demuxed);
     tracing::info!(camera = %name, url = %config.redacted_url(), transport = ?config.transport,
         "RTSP playing");
 
@@ -151,7 +158,10 @@ async fn play(
         let item = tokio::time::timeout(config.stall_timeout, demuxed.next())
             .await
             .map_err(|_| {
-                err(ErrorKind::Stalled, &format!("no picture for {:?}", config.stall_timeout))
+                err(
+                    ErrorKind::Stalled,
+                    &format!("no picture for {:?}", config.stall_timeout),
+                )
             })?;
         let frame = match item {
             None => return Err(err(ErrorKind::Ended, &"the server ended the session")),
@@ -209,7 +219,11 @@ fn access_unit(
         is_idr,
         timestamp_90k,
         received_at,
-        parameter_sets: if is_idr || changed { parameter_sets.clone() } else { None },
+        parameter_sets: if is_idr || changed {
+            parameter_sets.clone()
+        } else {
+            None
+        },
     })
 }
 
@@ -232,19 +246,22 @@ fn split_length_prefixed(data: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
 
 /// Removes `user:password@` from `raw` and returns the clean URL and the (percent-decoded)
 /// credentials.
-fn split_credentials(
-    name: &str,
-    raw: &str,
-) -> Result<(url::Url, Option<Credentials>), Error> {
+fn split_credentials(name: &str, raw: &str) -> Result<(url::Url, Option<Credentials>), Error> {
     let mut url = url::Url::parse(raw).map_err(|e| {
-        Error::new(ErrorKind::Config, name).with_url(raw).with_detail(format!("bad URL: {e}"), None)
+        Error::new(ErrorKind::Config, name)
+            .with_url(raw)
+            .with_detail(format!("bad URL: {e}"), None)
     })?;
     if url.scheme() != "rtsp" {
         return Err(Error::new(ErrorKind::Config, name)
             .with_url(raw)
             .with_detail("the URL scheme must be rtsp", None));
     }
-    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     let creds = if url.username().is_empty() && url.password().is_none() {
         None
     } else {
@@ -285,7 +302,10 @@ mod tests {
         let (url, creds) = split_credentials("cam", "rtsp://ad%40min:p%3Ass@192.0.2.1/s").unwrap();
         assert_eq!(url.as_str(), "rtsp://192.0.2.1/s");
         let creds = creds.unwrap();
-        assert_eq!((creds.username.as_str(), creds.password.as_str()), ("ad@min", "p:ss"));
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("ad@min", "p:ss")
+        );
         let shown = format!("{:?}", RtspConfig::new("rtsp://u:hunter2@h/x"));
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(split_credentials("cam", "http://h/").is_err());

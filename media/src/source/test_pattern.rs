@@ -38,7 +38,13 @@ pub struct TestPatternConfig {
 
 impl Default for TestPatternConfig {
     fn default() -> Self {
-        Self { width: 1280, height: 720, fps: 30, bitrate_bps: 2_000_000, keyframe_interval: 60 }
+        Self {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_bps: 2_000_000,
+            keyframe_interval: 60,
+        }
     }
 }
 
@@ -57,7 +63,10 @@ impl TestPattern {
     /// Creates the encoder for `config`; `name` labels errors.
     pub fn new(name: &str, config: TestPatternConfig) -> Result<Self, Error> {
         let bad = |what: &str| Error::new(ErrorKind::Config, name).with_detail(what, None);
-        if config.width == 0 || config.height == 0 || config.width % 2 != 0 || config.height % 2 != 0
+        if config.width == 0
+            || config.height == 0
+            || config.width % 2 != 0
+            || config.height % 2 != 0
         {
             return Err(bad("test pattern size must be even and non-zero"));
         }
@@ -72,8 +81,12 @@ impl TestPattern {
             .max_frame_rate(FrameRate::from_hz(config.fps as f32))
             .rate_control_mode(RateControlMode::Bitrate)
             .usage_type(UsageType::CameraVideoRealTime)
-            .skip_frames(false)
-            .intra_frame_period(IntraFramePeriod::from_num_frames(config.keyframe_interval.max(1)));
+            // Without frame skipping openh264 cannot hold the bitrate; a skipped picture is
+            // simply not published, as a camera under load would drop it.
+            .skip_frames(true)
+            .intra_frame_period(IntraFramePeriod::from_num_frames(
+                config.keyframe_interval.max(1),
+            ));
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), encoder_config)
             .map_err(|e| Error::new(ErrorKind::Encode, name).with_detail(e, None))?;
         let picture = vec![0; config.width as usize * config.height as usize * 3 / 2];
@@ -87,10 +100,16 @@ impl TestPattern {
         })
     }
 
-    /// Draws and encodes the next picture, stamped with `timestamp_90k`.
-    pub fn next_frame(&mut self, timestamp_90k: u64) -> Result<AccessUnit, Error> {
+    /// Draws and encodes the next picture, stamped with `timestamp_90k`; `None` when the rate
+    /// control skipped it.
+    pub fn next_frame(&mut self, timestamp_90k: u64) -> Result<Option<AccessUnit>, Error> {
         let started = Instant::now();
-        draw(&mut self.picture, &self.config, self.frame_number, SystemTime::now());
+        draw(
+            &mut self.picture,
+            &self.config,
+            self.frame_number,
+            SystemTime::now(),
+        );
         self.frame_number += 1;
         let (w, h) = (self.config.width as usize, self.config.height as usize);
         let (y, uv) = self.picture.split_at(w * h);
@@ -100,7 +119,11 @@ impl TestPattern {
             .encoder
             .encode(&source)
             .map_err(|e| Error::new(ErrorKind::Encode, &self.name).with_detail(e, None))?;
-        let is_idr = stream.frame_type() == FrameType::IDR;
+        let frame_type = stream.frame_type();
+        if matches!(frame_type, FrameType::Skip | FrameType::Invalid) {
+            return Ok(None);
+        }
+        let is_idr = frame_type == FrameType::IDR;
         let (mut sps, mut pps, mut nals) = (None, None, Vec::new());
         for layer in (0..stream.num_layers()).filter_map(|i| stream.layer(i)) {
             for raw in (0..layer.nal_count()).filter_map(|i| layer.nal_unit(i)) {
@@ -120,13 +143,17 @@ impl TestPattern {
             return Err(Error::new(ErrorKind::Encode, &self.name)
                 .with_detail("encoder produced no picture", None));
         }
-        Ok(AccessUnit {
+        Ok(Some(AccessUnit {
             nals,
             is_idr,
             timestamp_90k,
             received_at: started,
-            parameter_sets: if is_idr { self.parameter_sets.clone() } else { None },
-        })
+            parameter_sets: if is_idr {
+                self.parameter_sets.clone()
+            } else {
+                None
+            },
+        }))
     }
 
     /// Makes the next picture an IDR.
@@ -150,48 +177,51 @@ pub(crate) fn spawn(
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let name = name.to_owned();
-    std::thread::Builder::new().name(format!("pattern-{name}")).spawn(move || {
-        sink.set_state(SourceState::Connecting, None);
-        let mut pattern = match TestPattern::new(&name, config) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(camera = %name, error = %e, "test pattern failed to start");
-                sink.set_state(SourceState::Stopped, Some(e));
-                return;
-            }
-        };
-        let fps = u64::from(pattern.config.fps);
-        let start = Instant::now();
-        let mut tick: u64 = 0;
-        let mut streaming = false;
-        while !stop.load(Ordering::Acquire) {
-            let due = start + Duration::from_nanos(tick * 1_000_000_000 / fps);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            let elapsed = start.elapsed();
-            let ts = (elapsed.as_nanos() * 90_000 / 1_000_000_000) as u64;
-            match pattern.next_frame(ts) {
-                Ok(au) => {
-                    if !streaming {
-                        streaming = true;
-                        sink.set_state(SourceState::Streaming, None);
-                    }
-                    sink.publish(au);
-                }
+    std::thread::Builder::new()
+        .name(format!("pattern-{name}"))
+        .spawn(move || {
+            sink.set_state(SourceState::Connecting, None);
+            let mut pattern = match TestPattern::new(&name, config) {
+                Ok(p) => p,
                 Err(e) => {
-                    tracing::error!(camera = %name, error = %e, "test pattern encode failed");
+                    tracing::error!(camera = %name, error = %e, "test pattern failed to start");
                     sink.set_state(SourceState::Stopped, Some(e));
                     return;
                 }
+            };
+            let fps = u64::from(pattern.config.fps);
+            let start = Instant::now();
+            let mut tick: u64 = 0;
+            let mut streaming = false;
+            while !stop.load(Ordering::Acquire) {
+                let due = start + Duration::from_nanos(tick * 1_000_000_000 / fps);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                let elapsed = start.elapsed();
+                let ts = (elapsed.as_nanos() * 90_000 / 1_000_000_000) as u64;
+                match pattern.next_frame(ts) {
+                    Ok(None) => {}
+                    Ok(Some(au)) => {
+                        if !streaming {
+                            streaming = true;
+                            sink.set_state(SourceState::Streaming, None);
+                        }
+                        sink.publish(au);
+                    }
+                    Err(e) => {
+                        tracing::error!(camera = %name, error = %e, "test pattern encode failed");
+                        sink.set_state(SourceState::Stopped, Some(e));
+                        return;
+                    }
+                }
+                // Next tick strictly after now: skip ticks we are late for.
+                let elapsed_ticks = start.elapsed().as_nanos() as u64 * fps / 1_000_000_000;
+                tick = (tick + 1).max(elapsed_ticks + 1);
             }
-            // Next tick strictly after now: skip ticks we are late for.
-            let elapsed_ticks = start.elapsed().as_nanos() as u64 * fps / 1_000_000_000;
-            tick = (tick + 1).max(elapsed_ticks + 1);
-        }
-        sink.set_state(SourceState::Stopped, None);
-    })
+            sink.set_state(SourceState::Stopped, None);
+        })
 }
 
 /// Draws picture `n`: diagonal moving luma stripes, a bouncing box, colour bands, and the frame
@@ -203,7 +233,9 @@ fn draw(pic: &mut [u8], config: &TestPatternConfig, n: u64, now: SystemTime) {
     let (y_plane, rest) = pic.split_at_mut(w * h);
     // Diagonal stripes: every row is a window into one repeating ramp (row copies, no per-pixel
     // work, so the pattern stays cheap even in debug builds).
-    let ramp: Vec<u8> = (0..w + RAMP_PERIOD).map(|i| 40 + ((i >> 3) & 0x7f) as u8).collect();
+    let ramp: Vec<u8> = (0..w + RAMP_PERIOD)
+        .map(|i| 40 + ((i >> 3) & 0x7f) as u8)
+        .collect();
     for (row, line) in y_plane.chunks_exact_mut(w).enumerate() {
         let offset = (row + shift) % RAMP_PERIOD;
         line.copy_from_slice(&ramp[offset..offset + w]);
@@ -228,7 +260,9 @@ fn draw(pic: &mut [u8], config: &TestPatternConfig, n: u64, now: SystemTime) {
     }
     // Text: counter and clock on a black band at the top left.
     let scale = (h / 135).max(1);
-    let since = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let since = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = since.as_secs() % 86_400;
     let text = format!(
         "#{n:07} {:02}:{:02}:{:02}.{:03}",
@@ -260,7 +294,15 @@ fn fill_rect(plane: &mut [u8], stride: usize, x: usize, y: usize, w: usize, h: u
     }
 }
 
-fn draw_glyph(plane: &mut [u8], stride: usize, height: usize, x: usize, y: usize, s: usize, c: char) {
+fn draw_glyph(
+    plane: &mut [u8],
+    stride: usize,
+    height: usize,
+    x: usize,
+    y: usize,
+    s: usize,
+    c: char,
+) {
     let rows = glyph(c);
     for (r, bits) in rows.iter().enumerate() {
         for col in 0..5 {

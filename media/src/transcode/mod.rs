@@ -27,20 +27,9 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, ErrorKind};
 use crate::frame::{AccessUnit, ParameterSets, nal, nal_type, strip_start_code};
+use crate::h264::H264Profile;
 use crate::hub::Subscription;
 use scale::{PlanarRef, Scaler};
-
-/// H.264 profile of the re-encoded stream (H.264 Annex A).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum H264Profile {
-    /// Constrained Baseline (what every decoder takes).
-    #[default]
-    Baseline,
-    /// Main.
-    Main,
-    /// High.
-    High,
-}
 
 /// What the consumer asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +42,7 @@ pub struct TranscodeParams {
     pub fps: u32,
     /// Target bitrate in bits per second; changeable with [`Transcoder::set_bitrate`].
     pub bitrate_bps: u32,
-    /// Profile.
+    /// H.264 profile asked of openh264.
     pub profile: H264Profile,
     /// Output pictures between periodic IDRs (0: only at start and on request).
     pub keyframe_interval: u32,
@@ -85,7 +74,10 @@ impl Transcoder {
     pub fn start(input: Subscription, params: TranscodeParams) -> Result<Self, Error> {
         let name = input.hub().name().to_owned();
         let bad = |what: &str| Error::new(ErrorKind::Config, &name).with_detail(what, None);
-        if params.width == 0 || params.height == 0 || params.width % 2 != 0 || params.height % 2 != 0
+        if params.width == 0
+            || params.height == 0
+            || params.width % 2 != 0
+            || params.height % 2 != 0
         {
             return Err(bad("transcode size must be even and non-zero"));
         }
@@ -106,7 +98,10 @@ impl Transcoder {
             .name(format!("transcode-{name}"))
             .spawn(move || worker(input, params, &worker_shared))
             .map_err(|e| Error::new(ErrorKind::Config, &name).with_detail(e, None))?;
-        Ok(Self { shared, thread: Some(thread) })
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
     }
 
     /// The next encoded picture. Fails when the input ended or the codec failed.
@@ -171,7 +166,9 @@ struct TranscodeShared {
 
 impl TranscodeShared {
     fn lock(&self) -> MutexGuard<'_, Output> {
-        self.output.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Queues an output picture; if the consumer is behind, its backlog is dropped and the
@@ -271,7 +268,13 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
                 shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            next_ts = Some(if jumped || ts > due + interval_90k { ts } else { due } + interval_90k);
+            next_ts = Some(
+                if jumped || ts > due + interval_90k {
+                    ts
+                } else {
+                    due
+                } + interval_90k,
+            );
         } else {
             next_ts = Some(ts + interval_90k);
         }
@@ -288,7 +291,9 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
                 }
             }
         }
-        let Some((enc, _)) = encoder.as_mut() else { continue };
+        let Some((enc, _)) = encoder.as_mut() else {
+            continue;
+        };
         if shared.keyframe.swap(false, Ordering::AcqRel) {
             enc.force_intra_frame();
         }
@@ -312,7 +317,7 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
 
 fn new_encoder(params: &TranscodeParams, bitrate: u32) -> Result<Encoder, openh264::Error> {
     let profile = match params.profile {
-        H264Profile::Baseline => Profile::Baseline,
+        H264Profile::ConstrainedBaseline => Profile::Baseline,
         H264Profile::Main => Profile::Main,
         H264Profile::High => Profile::High,
     };
@@ -321,10 +326,12 @@ fn new_encoder(params: &TranscodeParams, bitrate: u32) -> Result<Encoder, openh2
         .max_frame_rate(FrameRate::from_hz(params.fps as f32))
         .rate_control_mode(RateControlMode::Bitrate)
         .usage_type(UsageType::CameraVideoRealTime)
-        .skip_frames(false)
+        // openh264 holds the bitrate only by skipping pictures; a skipped one yields no output.
+        .skip_frames(true)
         .profile(profile);
     if params.keyframe_interval > 0 {
-        config = config.intra_frame_period(IntraFramePeriod::from_num_frames(params.keyframe_interval));
+        config =
+            config.intra_frame_period(IntraFramePeriod::from_num_frames(params.keyframe_interval));
     }
     Encoder::with_api_config(OpenH264API::from_source(), config)
 }

@@ -53,7 +53,12 @@ impl Scaler {
     /// A scaler to `width`×`height` (both even).
     pub fn new(width: u32, height: u32) -> Self {
         let len = width as usize * height as usize * 3 / 2;
-        Self { width, height, resizer: Resizer::new(), out: vec![0; len] }
+        Self {
+            width,
+            height,
+            resizer: Resizer::new(),
+            out: vec![0; len],
+        }
     }
 
     /// Scales `src` and returns the I420 result (Y, then U, then V, no padding).
@@ -72,8 +77,24 @@ impl Scaler {
         let (cx, cy) = ((sw - cw) / 2.0, (sh - ch) / 2.0);
         let planes = [
             (src.y, src.stride_y, src.height, y_out, dw, dh, 1.0),
-            (src.u, src.stride_uv, src.height / 2, u_out, dw / 2, dh / 2, 0.5),
-            (src.v, src.stride_uv, src.height / 2, v_out, dw / 2, dh / 2, 0.5),
+            (
+                src.u,
+                src.stride_uv,
+                src.height / 2,
+                u_out,
+                dw / 2,
+                dh / 2,
+                0.5,
+            ),
+            (
+                src.v,
+                src.stride_uv,
+                src.height / 2,
+                v_out,
+                dw / 2,
+                dh / 2,
+                0.5,
+            ),
         ];
         for (plane, stride, rows, out, ow, oh, f) in planes {
             let stride_u32 = u32::try_from(stride).map_err(|e| e.to_string())?;

@@ -24,7 +24,10 @@ impl RtspServer {
 
     /// Starts on `port` (0: the OS picks).
     pub(crate) fn start_on(port: u16) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/rtsp_server.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/rtsp_server.py"
+        );
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
             .arg("--port")

@@ -16,7 +16,9 @@ use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 
 /// Decodes a sequence starting at an IDR; returns the size of each decoded picture.
-pub(crate) fn decode_sizes<'a>(aus: impl IntoIterator<Item = &'a AccessUnit>) -> Vec<(usize, usize)> {
+pub(crate) fn decode_sizes<'a>(
+    aus: impl IntoIterator<Item = &'a AccessUnit>,
+) -> Vec<(usize, usize)> {
     let mut decoder = Decoder::new().unwrap();
     let mut buf = Vec::new();
     let mut sizes = Vec::new();
@@ -31,8 +33,10 @@ pub(crate) fn decode_sizes<'a>(aus: impl IntoIterator<Item = &'a AccessUnit>) ->
 }
 
 /// Runs `f` with a deadline so no test can hang.
-pub(crate) async fn bounded<T>(what: &str, limit: Duration, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| panic!("{what}: timed out after {limit:?}"))
+pub(crate) async fn bounded<T>(what: &str, limit: Duration, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: timed out after {limit:?}"))
 }
 
 /// Median of `samples` (sorted in place).

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use media::frame::AccessUnit;
+use media::h264::H264Profile;
 use media::hub::{ConnectMode, Hub, HubConfig};
 use media::source::{RtspConfig, SourceConfig, TestPatternConfig};
-use media::transcode::{H264Profile, TranscodeParams, Transcoder};
+use media::transcode::{TranscodeParams, Transcoder};
 
 use crate::fixture::RtspServer;
 use crate::{bounded, decode_sizes, median};
@@ -14,25 +15,49 @@ use crate::{bounded, decode_sizes, median};
 fn pattern_hub(width: u32, height: u32) -> Hub {
     Hub::new(HubConfig {
         name: "pattern".into(),
-        source: SourceConfig::TestPattern(TestPatternConfig { width, height, fps: 30, bitrate_bps: 4_000_000, keyframe_interval: 60 }),
+        source: SourceConfig::TestPattern(TestPatternConfig {
+            width,
+            height,
+            fps: 30,
+            bitrate_bps: 4_000_000,
+            keyframe_interval: 60,
+        }),
         mode: ConnectMode::AlwaysOn,
+        size_hint: None,
     })
     .unwrap()
 }
 
 fn params(width: u32, height: u32, fps: u32) -> TranscodeParams {
-    TranscodeParams { width, height, fps, bitrate_bps: 1_000_000, profile: H264Profile::Baseline, keyframe_interval: 0 }
+    TranscodeParams {
+        width,
+        height,
+        fps,
+        bitrate_bps: 1_000_000,
+        profile: H264Profile::ConstrainedBaseline,
+        keyframe_interval: 0,
+    }
 }
 
 /// Collects output for `secs` seconds after the first picture; returns pictures and per-picture
 /// work times (µs).
 async fn collect(t: &mut Transcoder, secs: u64) -> (Vec<Arc<AccessUnit>>, Vec<u64>) {
-    let first = bounded("first transcoded picture", Duration::from_secs(30), t.recv()).await.unwrap();
+    let first = bounded(
+        "first transcoded picture",
+        Duration::from_secs(30),
+        t.recv(),
+    )
+    .await
+    .unwrap();
     let mut out = vec![first];
     let mut times = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(secs) {
-        out.push(bounded("transcoded picture", Duration::from_secs(10), t.recv()).await.unwrap());
+        out.push(
+            bounded("transcoded picture", Duration::from_secs(10), t.recv())
+                .await
+                .unwrap(),
+        );
         times.push(t.stats().last_frame_us);
     }
     (out, times)
@@ -44,29 +69,43 @@ async fn transcode_1080p_to_720p_and_240p_at_their_rates() {
     // Let the hub build a GOP first so the catch-up path runs.
     let mut warm = hub.subscribe().unwrap();
     for _ in 0..20 {
-        bounded("warm-up", Duration::from_secs(20), warm.recv()).await.unwrap();
+        bounded("warm-up", Duration::from_secs(20), warm.recv())
+            .await
+            .unwrap();
     }
     drop(warm);
     for (w, h, fps) in [(1280, 720, 30), (320, 240, 15)] {
         let started = Instant::now();
         let mut t = Transcoder::start(hub.subscribe().unwrap(), params(w, h, fps)).unwrap();
         let (out, mut times) = collect(&mut t, 3).await;
-        assert!(out[0].is_idr && out[0].parameter_sets.is_some(), "first output is an IDR");
+        assert!(
+            out[0].is_idr && out[0].parameter_sets.is_some(),
+            "first output is an IDR"
+        );
         let first_latency = out[0].received_at.elapsed();
         let sizes = decode_sizes(out.iter().map(|a| &**a));
         assert_eq!(sizes.len(), out.len());
-        assert!(sizes.iter().all(|&s| s == (w as usize, h as usize)), "{sizes:?}");
+        assert!(
+            sizes.iter().all(|&s| s == (w as usize, h as usize)),
+            "{sizes:?}"
+        );
         let span = (out.last().unwrap().timestamp_90k - out[0].timestamp_90k) as f64 / 90_000.0;
         let rate = (out.len() - 1) as f64 / span;
         println!(
             "transcode 1920x1080 -> {w}x{h}@{fps}: {rate:.1} fps out, per-picture p50 {} us, \
              start {:?}, stats {:?}",
             median(&mut times),
-            started.elapsed().saturating_sub(Duration::from_secs(3)).min(first_latency),
+            started
+                .elapsed()
+                .saturating_sub(Duration::from_secs(3))
+                .min(first_latency),
             t.stats()
         );
         let low = f64::from(fps) * 0.7;
-        assert!(rate > low && rate < f64::from(fps) * 1.15, "{w}x{h}: {rate:.1} fps, wanted {fps}");
+        assert!(
+            rate > low && rate < f64::from(fps) * 1.15,
+            "{w}x{h}: {rate:.1} fps, wanted {fps}"
+        );
     }
 }
 
@@ -74,10 +113,17 @@ async fn transcode_1080p_to_720p_and_240p_at_their_rates() {
 async fn transcode_keyframe_on_request_and_bitrate_change() {
     let hub = pattern_hub(640, 360);
     let mut t = Transcoder::start(hub.subscribe().unwrap(), params(320, 180, 30)).unwrap();
-    let first = bounded("first", Duration::from_secs(20), t.recv()).await.unwrap();
+    let first = bounded("first", Duration::from_secs(20), t.recv())
+        .await
+        .unwrap();
     assert!(first.is_idr);
     for _ in 0..5 {
-        assert!(!bounded("p", Duration::from_secs(5), t.recv()).await.unwrap().is_idr);
+        assert!(
+            !bounded("p", Duration::from_secs(5), t.recv())
+                .await
+                .unwrap()
+                .is_idr
+        );
     }
     t.request_keyframe();
     let idr_soon = bounded("requested IDR", Duration::from_secs(5), async {
@@ -110,11 +156,15 @@ async fn transcode_from_rtsp_camera() {
         name: "fixture".into(),
         source: SourceConfig::Rtsp(RtspConfig::new(server.url.clone())),
         mode: ConnectMode::AlwaysOn,
+        size_hint: None,
     })
     .unwrap();
     let mut t = Transcoder::start(hub.subscribe().unwrap(), params(640, 360, 15)).unwrap();
     let (out, _) = collect(&mut t, 2).await;
     assert!(out[0].is_idr);
     let sizes = decode_sizes(out.iter().map(|a| &**a));
-    assert!(!sizes.is_empty() && sizes.iter().all(|&s| s == (640, 360)), "{sizes:?}");
+    assert!(
+        !sizes.is_empty() && sizes.iter().all(|&s| s == (640, 360)),
+        "{sizes:?}"
+    );
 }

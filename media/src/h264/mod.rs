@@ -1,0 +1,18 @@
+//! H.264 bitstream helpers (ITU-T H.264): NAL unit framing, access-unit grouping and the sequence
+//! parameter set fields the bridge needs to decide between passthrough and re-encoding.
+//!
+//! Everything here is pure: it works on byte slices and [`Bytes`](bytes::Bytes) and never
+//! allocates more than the NAL list it returns.
+
+mod access_unit;
+mod nal;
+mod sdp;
+mod sps;
+
+pub use access_unit::AccessUnitSplitter;
+pub use nal::{
+    AnnexBNals, AvccError, NalType, annex_b_nals, annex_b_to_bytes, avcc_nals, nal_type,
+    remove_emulation_prevention,
+};
+pub use sdp::{SpropError, parse_sprop_parameter_sets, profile_level_id, sprop_parameter_sets};
+pub use sps::{H264Profile, SpsError, SpsInfo, fits, parse_sps};
