@@ -66,6 +66,13 @@ impl Scaler {
         let (dw, dh) = (self.width, self.height);
         let (y_out, uv_out) = self.out.split_at_mut(dw as usize * dh as usize);
         let (u_out, v_out) = uv_out.split_at_mut(y_out.len() / 4);
+        if (src.width, src.height) == (dw, dh) {
+            // Same size: only remove the row padding.
+            copy_plane(src.y, src.stride_y, y_out, dw as usize)?;
+            copy_plane(src.u, src.stride_uv, u_out, dw as usize / 2)?;
+            copy_plane(src.v, src.stride_uv, v_out, dw as usize / 2)?;
+            return Ok(&self.out);
+        }
         // Centre crop of the source with the destination's aspect ratio.
         let (sw, sh) = (f64::from(src.width), f64::from(src.height));
         let target_aspect = f64::from(dw) / f64::from(dh);
@@ -122,4 +129,15 @@ impl Scaler {
     pub fn height(&self) -> u32 {
         self.height
     }
+}
+
+fn copy_plane(src: &[u8], stride: usize, out: &mut [u8], width: usize) -> Result<(), String> {
+    for (row, line) in out.chunks_exact_mut(width).enumerate() {
+        let start = row * stride;
+        let from = src
+            .get(start..start + width)
+            .ok_or("source plane too short")?;
+        line.copy_from_slice(from);
+    }
+    Ok(())
 }

@@ -75,9 +75,11 @@ async fn snapshot_has_requested_size_and_is_cached() {
         if i == 0 {
             assert_eq!(jpeg_size(&s.jpeg), (1920, 1080));
         }
+        // From the current GOP (2 s at 30 fps; longer in wall time when a loaded machine makes
+        // the pattern skip pictures); the decode budget may stop before the newest picture.
         assert!(
-            s.frame_received_at.elapsed() < Duration::from_secs(3),
-            "picture is recent"
+            s.frame_received_at.elapsed() < Duration::from_secs(6),
+            "picture from the current GOP"
         );
     }
     println!(
