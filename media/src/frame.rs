@@ -76,30 +76,12 @@ pub enum SourceState {
     Stopped,
 }
 
-/// The `nal_unit_type` of a NAL unit (H.264 §7.3.1), or `None` for an empty one.
-pub fn nal_type(nal: &[u8]) -> Option<u8> {
-    nal.first().map(|b| b & 0x1f)
-}
-
-/// Removes a leading 3- or 4-byte Annex B start code, if any.
+/// Removes a leading 3- or 4-byte Annex B start code, if any (openh264 output carries them).
+#[cfg(feature = "runtime")]
 pub(crate) fn strip_start_code(nal: &[u8]) -> &[u8] {
     nal.strip_prefix(&START_CODE)
         .or_else(|| nal.strip_prefix(&START_CODE[1..]))
         .unwrap_or(nal)
-}
-
-/// NAL unit types used by the runtime (H.264 Table 7-1).
-pub(crate) mod nal {
-    /// Coded slice of an IDR picture.
-    pub(crate) const IDR: u8 = 5;
-    /// Supplemental enhancement information.
-    pub(crate) const SEI: u8 = 6;
-    /// Sequence parameter set.
-    pub(crate) const SPS: u8 = 7;
-    /// Picture parameter set.
-    pub(crate) const PPS: u8 = 8;
-    /// Access unit delimiter.
-    pub(crate) const AUD: u8 = 9;
 }
 
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
@@ -131,12 +113,11 @@ mod tests {
         assert_eq!(au.byte_len(), 2);
     }
 
+    #[cfg(feature = "runtime")]
     #[test]
     fn start_codes_are_stripped() {
         assert_eq!(strip_start_code(&[0, 0, 0, 1, 0x65]), [0x65]);
         assert_eq!(strip_start_code(&[0, 0, 1, 0x41]), [0x41]);
         assert_eq!(strip_start_code(&[0x41]), [0x41]);
-        assert_eq!(nal_type(&[0x65]), Some(nal::IDR));
-        assert_eq!(nal_type(&[]), None);
     }
 }

@@ -19,7 +19,8 @@ use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, VideoFrame};
 
 use super::FrameSink;
 use crate::error::{Error, ErrorKind, redact_url};
-use crate::frame::{AccessUnit, ParameterSets, SourceState, nal, nal_type};
+use crate::frame::{AccessUnit, ParameterSets, SourceState};
+use crate::h264::{NalType, avcc_nals, nal_type};
 
 /// How RTP reaches us.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -192,13 +193,15 @@ fn access_unit(
     let timestamp_90k = u64::try_from(frame.timestamp().elapsed()).unwrap_or(0);
     let data = Bytes::from(frame.into_data());
     let (mut sps, mut pps, mut nals, mut is_idr) = (None, None, Vec::new(), false);
-    for unit in split_length_prefixed(&data) {
+    // retina frames are well formed; a malformed one is skipped rather than half-used.
+    let units = avcc_nals(&data, 4).ok()?;
+    for unit in units {
         match nal_type(&unit) {
-            Some(nal::SPS) => sps = Some(unit),
-            Some(nal::PPS) => pps = Some(unit),
-            Some(nal::AUD | nal::SEI) | None => {}
+            Some(NalType::SPS) => sps = Some(unit),
+            Some(NalType::PPS) => pps = Some(unit),
+            Some(NalType::AUD | NalType::SEI) | None => {}
             Some(t) => {
-                is_idr |= t == nal::IDR;
+                is_idr |= t == NalType::IDR;
                 nals.push(unit);
             }
         }
@@ -224,23 +227,6 @@ fn access_unit(
         } else {
             None
         },
-    })
-}
-
-/// Splits 4-byte big-endian length-prefixed NAL units (ISO/IEC 14496-15 §5.3.4.2.1 with
-/// lengthSizeMinusOne = 3). Stops at the first truncated unit.
-fn split_length_prefixed(data: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
-    let mut pos = 0usize;
-    std::iter::from_fn(move || {
-        let header = data.get(pos..pos.checked_add(4)?)?;
-        let len = u32::from_be_bytes(header.try_into().ok()?) as usize;
-        let start = pos + 4;
-        let end = start.checked_add(len)?;
-        if end > data.len() {
-            return None;
-        }
-        pos = end;
-        Some(data.slice(start..end))
     })
 }
 
@@ -289,13 +275,6 @@ const USER_AGENT: &str = "hap-bridge";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn length_prefixed_split_stops_at_truncation() {
-        let data = Bytes::from_static(&[0, 0, 0, 2, 0x67, 1, 0, 0, 0, 1, 0x65, 0, 0, 0, 9, 1]);
-        let units: Vec<_> = split_length_prefixed(&data).collect();
-        assert_eq!(units, [&[0x67, 1][..], &[0x65][..]]);
-    }
 
     #[test]
     fn credentials_leave_the_url() {

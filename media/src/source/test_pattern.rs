@@ -2,7 +2,7 @@
 //! encoded in-process with openh264, so the bridge runs with no camera.
 //!
 //! [`TestPattern`] produces pictures as fast as asked (for benchmarks and tests);
-//! [`spawn`] runs it on a dedicated thread paced to the configured frame rate.
+//! hubs run it on a dedicated thread paced to the configured frame rate.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +19,8 @@ use openh264::formats::YUVSlices;
 
 use super::FrameSink;
 use crate::error::{Error, ErrorKind};
-use crate::frame::{AccessUnit, ParameterSets, SourceState, nal, nal_type, strip_start_code};
+use crate::frame::{AccessUnit, ParameterSets, SourceState, strip_start_code};
+use crate::h264::{NalType, nal_type};
 
 /// Size, rate and bitrate of the test pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,8 +66,8 @@ impl TestPattern {
         let bad = |what: &str| Error::new(ErrorKind::Config, name).with_detail(what, None);
         if config.width == 0
             || config.height == 0
-            || config.width % 2 != 0
-            || config.height % 2 != 0
+            || !config.width.is_multiple_of(2)
+            || !config.height.is_multiple_of(2)
         {
             return Err(bad("test pattern size must be even and non-zero"));
         }
@@ -129,9 +130,9 @@ impl TestPattern {
             for raw in (0..layer.nal_count()).filter_map(|i| layer.nal_unit(i)) {
                 let unit = Bytes::copy_from_slice(strip_start_code(raw));
                 match nal_type(&unit) {
-                    Some(nal::SPS) => sps = Some(unit),
-                    Some(nal::PPS) => pps = Some(unit),
-                    Some(nal::AUD | nal::SEI) | None => {}
+                    Some(NalType::SPS) => sps = Some(unit),
+                    Some(NalType::PPS) => pps = Some(unit),
+                    Some(NalType::AUD | NalType::SEI) | None => {}
                     Some(_) => nals.push(unit),
                 }
             }

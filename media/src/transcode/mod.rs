@@ -26,8 +26,9 @@ use openh264::formats::YUVSlices;
 use tokio::sync::Notify;
 
 use crate::error::{Error, ErrorKind};
-use crate::frame::{AccessUnit, ParameterSets, nal, nal_type, strip_start_code};
+use crate::frame::{AccessUnit, ParameterSets, strip_start_code};
 use crate::h264::H264Profile;
+use crate::h264::{NalType, nal_type};
 use crate::hub::Subscription;
 use scale::{PlanarRef, Scaler};
 
@@ -76,8 +77,8 @@ impl Transcoder {
         let bad = |what: &str| Error::new(ErrorKind::Config, &name).with_detail(what, None);
         if params.width == 0
             || params.height == 0
-            || params.width % 2 != 0
-            || params.height % 2 != 0
+            || !params.width.is_multiple_of(2)
+            || !params.height.is_multiple_of(2)
         {
             return Err(bad("transcode size must be even and non-zero"));
         }
@@ -354,9 +355,9 @@ fn encode(
         for raw in (0..layer.nal_count()).filter_map(|i| layer.nal_unit(i)) {
             let unit = Bytes::copy_from_slice(strip_start_code(raw));
             match nal_type(&unit) {
-                Some(nal::SPS) => sps = Some(unit),
-                Some(nal::PPS) => pps = Some(unit),
-                Some(nal::AUD | nal::SEI) | None => {}
+                Some(NalType::SPS) => sps = Some(unit),
+                Some(NalType::PPS) => pps = Some(unit),
+                Some(NalType::AUD | NalType::SEI) | None => {}
                 Some(_) => nals.push(unit),
             }
         }
