@@ -36,6 +36,34 @@
 //! - `transcode`: decode, scale and re-encode on a dedicated thread.
 //! - `snapshot`: JPEG of the newest decodable picture.
 //! - `camera`: main stream + substream; a request picks the stream that fits best.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use media::rtp::{H264Packetizer, RtpConfig};
+//! use media::srtp::{SrtpContext, SrtpSuite};
+//!
+//! let mut packetizer = H264Packetizer::new(RtpConfig {
+//!     ssrc: 0x1234_5678,
+//!     payload_type: 99,
+//!     mtu: 1378 - SrtpSuite::AesCm128HmacSha1_80.rtp_overhead(),
+//!     initial_sequence: 4321, // random in real use
+//!     initial_timestamp: 98_765,
+//! })?;
+//! let mut srtp = SrtpContext::new(SrtpSuite::AesCm128HmacSha1_80, &[7; 16], &[9; 14])?;
+//!
+//! // One IDR access unit (NAL units without start codes) with its parameter sets.
+//! let sps = Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9]);
+//! let pps = Bytes::from_static(&[0x68, 0xcb, 0x83, 0xcb, 0x20]);
+//! let idr = Bytes::from(vec![0x65; 5000]);
+//! let mut packets = Vec::new();
+//! packetizer.packetize(&[sps, pps, idr], 0, &mut packets)?;
+//! assert_eq!(packets.len(), 5); // STAP-A (SPS + PPS), then 4 FU-A fragments
+//! for p in &packets {
+//!     let wire = srtp.protect_rtp(p)?;
+//!     assert!(wire.len() <= 1378);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -15,8 +15,12 @@ pub struct RtpConfig {
     pub ssrc: u32,
     /// RTP payload type (HomeKit video: typically 99).
     pub payload_type: u8,
-    /// Largest RTP packet in bytes, including the 12-byte header, before SRTP adds its tag
-    /// (HomeKit: 1378 on IPv4, 1228 on IPv6; HAP §7.6).
+    /// Largest RTP packet in bytes, including the 12-byte header, before SRTP adds its tag.
+    ///
+    /// HomeKit negotiates 1378 (IPv4) / 1228 (IPv6) (HAP §7.6). ffmpeg, which HAP-python and
+    /// HAP-NodeJS use, applies that `pkt_size` to the whole SRTP packet (its RTP packets are 14
+    /// bytes smaller), so pass the negotiated value minus
+    /// [`SrtpSuite::rtp_overhead`](crate::srtp::SrtpSuite::rtp_overhead) to do the same.
     pub mtu: usize,
     /// Sequence number of the first packet (random, RFC 3550 §5.1).
     pub initial_sequence: u16,
@@ -24,7 +28,9 @@ pub struct RtpConfig {
     pub initial_timestamp: u32,
 }
 
-/// Turns H.264 access units into RTP packets; see the [module docs](self).
+/// Turns H.264 access units into RTP packets (RFC 6184 packetization-mode 1): single NAL unit
+/// packets, FU-A fragments for NAL units over the MTU, and a STAP-A with SPS + PPS before every
+/// IDR picture so that a receiver joining at any IDR can decode.
 #[derive(Debug)]
 pub struct H264Packetizer {
     cfg: RtpConfig,
@@ -68,7 +74,8 @@ impl H264Packetizer {
     /// `out`.
     ///
     /// `timestamp_90k` is the media clock relative to stream start; the initial timestamp is added
-    /// here. AUD, SEI and filler NAL units are dropped. In-band SPS/PPS replace the stored ones;
+    /// here. AUD, SEI and filler NAL units are dropped, and so are NAL types 0 and 24..=31 (which
+    /// would clash with RTP aggregation and fragmentation units). In-band SPS/PPS replace the stored ones;
     /// before the first IDR slice of an access unit a STAP-A with SPS + PPS is sent (in-band
     /// copies in such an access unit are not sent a second time). NAL units over the MTU go out
     /// as FU-A fragments. The last packet of the access unit carries the marker bit. Nothing is
@@ -101,6 +108,10 @@ impl H264Packetizer {
             let Some(ty) = nal_type(nal) else { continue };
             match ty {
                 NalType::AUD | NalType::SEI | NalType::FILLER => continue,
+                // Types 0 and 24..=31 are unspecified in H.264 and taken by RTP payload
+                // structures (STAP-A = 24, FU-A = 28; RFC 6184 §5.2): a receiver would misread
+                // them, and no encoder emits them.
+                t if t.0 == 0 || t.0 >= 24 => continue,
                 NalType::SPS | NalType::PPS if has_idr => continue,
                 NalType::IDR if !sent_parameter_sets => {
                     sent_parameter_sets = true;

@@ -189,6 +189,22 @@ fn marker_sequence_and_timestamp() {
 }
 
 #[test]
+fn rtp_reserved_nal_types_are_dropped() {
+    let mut p = H264Packetizer::new(cfg(1378)).unwrap();
+    let mut out = Vec::new();
+    // Types 0, 24 (STAP-A), 28 (FU-A) and 31 would be misread by a receiver.
+    let au = [
+        nal(0x00, 9),
+        nal(0x78, 9),
+        nal(0x5c, 9),
+        nal(0x1f, 9),
+        nal(0x41, 9),
+    ];
+    p.packetize(&au, 0, &mut out).unwrap();
+    assert_eq!(types(&out), vec![1]);
+}
+
+#[test]
 fn dropped_only_access_unit_sends_nothing() {
     let mut p = H264Packetizer::new(cfg(1378)).unwrap();
     let mut out = Vec::new();
