@@ -129,6 +129,7 @@ impl Hub {
                 let mut q = queue.lock();
                 if !inner.gop.is_empty() && inner.gop.len() <= QUEUE_CAPACITY {
                     q.frames.extend(inner.gop.iter().cloned());
+                    q.started = true;
                 } else {
                     q.waiting_for_idr = true;
                 }
@@ -496,6 +497,8 @@ struct QueueInner {
     frames: VecDeque<Arc<AccessUnit>>,
     dropped: u64,
     waiting_for_idr: bool,
+    /// Whether the consumer has been given a picture (drops count only after that).
+    started: bool,
     closed: bool,
 }
 
@@ -516,11 +519,13 @@ impl ConsumerQueue {
         }
         if q.waiting_for_idr {
             if !au.is_idr {
-                q.dropped += 1;
+                // Pictures before a new consumer's first IDR are not losses.
+                q.dropped += u64::from(q.started);
                 return;
             }
             q.waiting_for_idr = false;
         }
+        q.started = true;
         q.frames.push_back(Arc::clone(au));
         drop(q);
         self.notify.notify_one();

@@ -176,23 +176,22 @@ impl TranscodeShared {
     /// caller is told to make the next picture an IDR.
     fn push(&self, au: AccessUnit) -> bool {
         let mut out = self.lock();
-        let mut need_idr = false;
         if out.frames.len() >= OUTPUT_CAPACITY {
             let n = out.frames.len() as u64;
             out.frames.clear();
             self.stats.output_dropped.fetch_add(n, Ordering::Relaxed);
-            need_idr = true;
+            out.waiting_for_idr = true;
         }
         if out.waiting_for_idr && !au.is_idr {
+            // This picture references dropped ones: useless until the next IDR.
             self.stats.output_dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            out.waiting_for_idr = false;
-            out.frames.push_back(Arc::new(au));
+            return true;
         }
-        out.waiting_for_idr |= need_idr;
+        out.waiting_for_idr = false;
+        out.frames.push_back(Arc::new(au));
         drop(out);
         self.notify.notify_one();
-        need_idr
+        false
     }
 
     fn fail(&self, error: Error) {

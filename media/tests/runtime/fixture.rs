@@ -78,6 +78,18 @@ impl RtspServer {
         self.url.replace("/main", "/sub")
     }
 
+    /// Freezes (`true`, SIGSTOP) or thaws (`false`, SIGCONT) the server: connections stay open
+    /// but nothing flows, like a hung camera.
+    pub(crate) fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Kills the server (as if the camera lost power).
     pub(crate) fn kill(mut self) -> u16 {
         let _ = self.child.kill();

@@ -199,3 +199,41 @@ async fn open_video_passes_through_when_the_source_fits() {
     assert!(first.is_idr);
     assert_eq!(decode_sizes([&*first]), [(320, 180)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_loses_backlog_not_the_others() {
+    let hub = Hub::new(HubConfig {
+        name: "fast".into(),
+        source: SourceConfig::TestPattern(TestPatternConfig {
+            width: 160,
+            height: 120,
+            fps: 100,
+            bitrate_bps: 200_000,
+            keyframe_interval: 20,
+        }),
+        mode: ConnectMode::AlwaysOn,
+        size_hint: None,
+    })
+    .unwrap();
+    let mut slow = hub.subscribe().unwrap();
+    let mut fast = hub.subscribe().unwrap();
+    // The fast consumer keeps up while the slow one reads nothing for 2 s (~200 pictures,
+    // more than the queue holds).
+    let started = Instant::now();
+    let mut got = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        bounded("fast consumer", Duration::from_secs(5), fast.recv())
+            .await
+            .unwrap();
+        got += 1;
+    }
+    assert!(got > 100, "fast consumer got only {got} pictures in 2 s");
+    assert_eq!(fast.dropped(), 0, "the fast consumer lost nothing");
+    assert!(slow.dropped() > 0, "the slow consumer lost its backlog");
+    assert!(slow.pending() <= media::hub::QUEUE_CAPACITY);
+    let next = slow.try_recv().unwrap().unwrap();
+    assert!(
+        next.is_idr,
+        "after a loss the slow consumer resumes at an IDR"
+    );
+}

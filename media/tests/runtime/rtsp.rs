@@ -166,3 +166,31 @@ async fn camera_substream_serves_small_requests() {
         .unwrap();
     assert_eq!(decode_sizes([&*first]), [(640, 360)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_detects_a_stalled_camera_and_recovers() {
+    let server = RtspServer::start();
+    let hub = rtsp_hub(&server.url, RtspTransport::Tcp, ConnectMode::AlwaysOn);
+    let mut sub = hub.subscribe().unwrap();
+    bounded("first picture", Duration::from_secs(30), sub.recv())
+        .await
+        .unwrap();
+    server.freeze(true);
+    let mut status = hub.watch_status();
+    // Stall timeout is 3 s in `rtsp_hub`.
+    bounded(
+        "stall detected",
+        Duration::from_secs(15),
+        status.wait_for(|s| matches!(s.state, SourceState::Reconnecting { .. })),
+    )
+    .await
+    .unwrap();
+    let error = hub.status().last_error.unwrap();
+    assert_eq!(error.kind(), media::ErrorKind::Stalled, "{error}");
+    server.freeze(false);
+    while sub.try_recv().is_some() {}
+    let first = bounded("picture after thaw", Duration::from_secs(40), sub.recv())
+        .await
+        .unwrap();
+    assert!(first.is_idr, "resumes at an IDR");
+}

@@ -98,17 +98,25 @@ async fn transcode_1080p_to_720p_and_240p_at_their_rates() {
             first_after,
             t.stats()
         );
-        // The cap must hold; the floor is the requested rate unless this (shared, possibly
-        // loaded) machine cannot do the work that fast, in which case it is what the CPU allows.
-        let p50 = median(&mut times).max(1) as f64;
-        let achievable = f64::from(fps).min(1e6 / p50);
+        // The cap is exact: no two outputs closer than 3/4 of the frame interval on the source
+        // timeline. The floor is loose because this shared 2-core machine may be loaded by other
+        // builds: under load the transcoder skips pictures to stay current rather than lag.
+        let interval = 90_000 / u64::from(fps);
+        let min_gap = out
+            .windows(2)
+            .map(|p| p[1].timestamp_90k - p[0].timestamp_90k)
+            .min();
+        assert!(
+            min_gap.unwrap() * 4 >= interval * 3,
+            "{w}x{h}: gap {min_gap:?} < 3/4 of {interval}"
+        );
         assert!(
             rate < f64::from(fps) * 1.15,
             "{w}x{h}: {rate:.1} fps exceeds {fps}"
         );
         assert!(
-            rate > achievable * 0.6,
-            "{w}x{h}: {rate:.1} fps, achievable {achievable:.1}"
+            rate > f64::from(fps) * 0.25,
+            "{w}x{h}: only {rate:.1} fps of {fps}"
         );
     }
 }
