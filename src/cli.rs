@@ -16,7 +16,7 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "DIR", global = true)]
     pub(crate) data_dir: Option<PathBuf>,
     /// HAP TCP port of the bridge (overrides bridge.port).
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "PORT")]
     pub(crate) hap_port: Option<u16>,
     /// Address of the admin API.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -120,7 +120,14 @@ mod tests {
             cli.command,
             Some(Command::Pairings { action: PairingsAction::Remove { id } }) if id == "ABC"
         ));
-        assert!(Cli::try_parse_from(["hap-bridge", "--hap-port", "0"]).is_err());
+        // Port 0: the OS picks one (tests); the bound port is printed.
+        assert_eq!(
+            Cli::try_parse_from(["hap-bridge", "--hap-port", "0"])
+                .unwrap()
+                .hap_port,
+            Some(0)
+        );
+        assert!(Cli::try_parse_from(["hap-bridge", "--hap-port", "70000"]).is_err());
         assert!(Cli::try_parse_from(["hap-bridge", "--bind", "nope"]).is_err());
     }
 }

@@ -292,9 +292,6 @@ impl Config {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let b = &self.bridge;
         check_name("bridge.name", &b.name)?;
-        if b.port == 0 {
-            return Err(invalid("bridge.port", "must be 1..=65535"));
-        }
         if b.bind.is_empty() {
             return Err(invalid("bridge.bind", "must list at least one address"));
         }

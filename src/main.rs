@@ -1,16 +1,19 @@
 //! hap-bridge: a native HomeKit bridge for IP cameras.
 //!
-//! For now this wires configuration, the state store and the mDNS advertisement; the HAP server
-//! comes next.
+//! `main` parses the command line and dispatches; [`bridge::run`] starts the HAP servers, the
+//! mDNS records and the admin API and runs until Ctrl-C or SIGTERM.
 #![forbid(unsafe_code)]
 
+mod accessories;
+mod api;
+mod bridge;
 mod cli;
 mod config;
+mod hap;
 mod mdns;
+mod qr;
+mod sensors;
 mod setup_adapter;
-// The HAP server (next) uses the rest of the store API: c#, IIDs, settings, cameras.
-// TODO(lead): remove this allow once it is wired.
-#[allow(dead_code)]
 mod store;
 #[cfg(test)]
 mod testutil;
@@ -18,20 +21,17 @@ mod testutil;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use hap_proto::mdns::{TxtParams, category, txt_record};
-use hap_proto::pairing::PairingStore as _;
 
 use crate::cli::{Cli, Command};
 use crate::config::{CameraMode, Config};
-use crate::store::{ServerKey, Store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -128,83 +128,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     config
         .validate()
         .context("after applying command-line options")?;
-
-    let store = Arc::new(Store::open(&config.bridge.data_dir)?);
-    tracing::info!(path = %store.path().display(), "state store open");
-    let mut rng = rand::rng();
-    let bridge = store.server(&ServerKey::Bridge, &mut rng, setup_adapter::generate)?;
-    if let Some(code) = &cli.setup_code {
-        anyhow::ensure!(
-            setup_adapter::is_valid_code(code),
-            "--setup-code: not a valid XXX-XX-XXX code"
-        );
-        store.set_setup_code(&ServerKey::Bridge, code)?;
-    }
-    let pairings = store.pairing_store(&ServerKey::Bridge)?;
-    let bridged: Vec<String> = config
-        .cameras
-        .iter()
-        .filter(|c| c.mode == CameraMode::Bridged)
-        .map(|c| format!("camera:{}", c.id))
-        .collect();
-    let keys: Vec<&str> = bridged.iter().map(String::as_str).collect();
-    let aids = store.assign_aids(&ServerKey::Bridge, &keys)?;
-    println!("state: {}", store.path().display());
-    println!(
-        "bridge {:?}: device id {}, setup id {}, {} pairing(s), c# {}",
-        config.bridge.name,
-        bridge.identity.device_id,
-        bridge.setup.setup_id,
-        pairings.pairings().len(),
-        bridge.config_number
-    );
-    for (key, aid) in bridged.iter().zip(&aids) {
-        println!("  {key}: aid {aid}");
-    }
-    for cam in config
-        .cameras
-        .iter()
-        .filter(|c| c.mode == CameraMode::Standalone)
-    {
-        let rec = store.server(
-            &ServerKey::Camera(cam.id.clone()),
-            &mut rng,
-            setup_adapter::generate,
-        )?;
-        println!(
-            "camera {} (standalone): device id {}",
-            cam.id, rec.identity.device_id
-        );
-    }
-
-    let advertiser = mdns::Advertiser::new(&config.bridge.mdns_interfaces)?;
-    let txt = txt_record(&TxtParams {
-        model: config.bridge.model.clone(),
-        device_id: bridge.identity.device_id,
-        config_number: bridge.config_number,
-        paired: pairings.is_paired(),
-        category: category::BRIDGE,
-        // TODO(lead): `hap_proto::setup::setup_hash(setup id, device id)` once it lands.
-        setup_hash: None,
-    });
-    let spec = mdns::ServiceSpec {
-        name: config.bridge.name.clone(),
-        device_id: bridge.identity.device_id,
-        port: config.bridge.port,
-    };
-    let registration = advertiser.register(&spec, &txt)?;
-    println!(
-        "advertising {:?}; Ctrl-C to stop (the HAP server is not wired yet)",
-        registration.fullname()
-    );
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(RUNTIME_THREADS)
         .enable_all()
         .build()?
-        .block_on(tokio::signal::ctrl_c())?;
-    registration.unregister()?;
-    advertiser.shutdown();
-    Ok(())
+        .block_on(bridge::run(config, cli))
 }
+
+/// Async worker threads: the HAP and API tasks are light; media work has its own threads.
+const RUNTIME_THREADS: usize = 2;
 
 #[cfg(test)]
 mod tests {

@@ -49,7 +49,7 @@ pub(crate) enum ServerKey {
 
 impl ServerKey {
     /// The key as stored: `bridge` or `camera:<id>` (camera ids cannot collide with `bridge`).
-    fn as_db(&self) -> String {
+    pub(crate) fn as_db(&self) -> String {
         match self {
             Self::Bridge => "bridge".to_owned(),
             Self::Camera(id) => format!("camera:{id}"),
@@ -376,6 +376,7 @@ impl Store {
 
     /// Forgets a server entirely (factory reset): identity, pairings, `c#` and its maps. The next
     /// [`Store::server`] creates a new identity.
+    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn forget_server(&self, key: &ServerKey) -> Result<(), Error> {
         let k = key.as_db();
         self.write("forget a server", |tx| {
@@ -467,6 +468,7 @@ impl Store {
     }
 
     /// Removes every pairing of a server (`pairings reset`).
+    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn remove_all_pairings(&self, key: &ServerKey) -> Result<(), Error> {
         self.write("remove all pairings", |tx| {
             tx.execute("DELETE FROM pairings WHERE server = ?1", [key.as_db()])?;
@@ -519,7 +521,7 @@ impl Store {
             let current = u16::try_from(current).unwrap_or(1).max(1);
             out = match stored {
                 Some(h) if h == shape_hash => current,
-                Some(_) => next_config_number(current),
+                Some(_) => hap_proto::db::next_config_number(current),
                 None => current,
             };
             tx.execute(
@@ -583,6 +585,7 @@ impl Store {
     }
 
     /// Forgets an accessory's AID and its IIDs; the AID is not handed out again.
+    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn remove_aid(&self, key: &ServerKey, accessory: &str) -> Result<(), Error> {
         let k = key.as_db();
         self.write("remove an AID", |tx| {
@@ -611,50 +614,6 @@ impl Store {
         })
     }
 
-    /// The IID of each key within accessory `aid`, assigning new ones in one transaction.
-    ///
-    /// IIDs start at 1 and are never reused within the accessory; assign the Accessory
-    /// Information service first so that it gets IID 1 (HAP §6.1).
-    pub(crate) fn assign_iids(
-        &self,
-        key: &ServerKey,
-        aid: u64,
-        keys: &[&str],
-    ) -> Result<Vec<u64>, Error> {
-        let k = key.as_db();
-        let aid = i64::try_from(aid).map_err(|_| self.bad(format!("aid {aid} out of range")))?;
-        let scope = iid_scope(aid);
-        let mut out = Vec::with_capacity(keys.len());
-        self.write("assign IIDs", |tx| {
-            out.clear();
-            for item in keys {
-                let iid = assign(
-                    tx,
-                    &k,
-                    &scope,
-                    1,
-                    |tx, next| {
-                        tx.execute(
-                            "INSERT INTO iid_map (server, aid, key, iid) VALUES (?1, ?2, ?3, ?4)",
-                            params![k, aid, item, next],
-                        )
-                    },
-                    |tx| {
-                        tx.query_row(
-                            "SELECT iid FROM iid_map WHERE server = ?1 AND aid = ?2 AND key = ?3",
-                            params![k, aid, item],
-                            |r| r.get(0),
-                        )
-                        .optional()
-                    },
-                )?;
-                out.push(iid);
-            }
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
     /// A bridge setting, if set.
     pub(crate) fn setting(&self, name: &str) -> Result<Option<String>, Error> {
         self.lock()
@@ -678,16 +637,19 @@ impl Store {
     }
 
     /// Whether HomeKit is enabled (the admin API's enable/disable); `true` until set.
+    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn bridge_enabled(&self) -> Result<bool, Error> {
         Ok(self.setting(SETTING_ENABLED)?.is_none_or(|v| v == "true"))
     }
 
     /// Persists the enabled flag.
+    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn set_bridge_enabled(&self, enabled: bool) -> Result<(), Error> {
         self.set_setting(SETTING_ENABLED, if enabled { "true" } else { "false" })
     }
 
     /// Cameras added at run time: `(camera id, JSON)` in insertion order.
+    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn runtime_cameras(&self) -> Result<Vec<(String, String)>, Error> {
         let conn = self.lock();
         let mut stmt = conn
@@ -701,6 +663,7 @@ impl Store {
     }
 
     /// Adds or replaces a run-time camera.
+    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn put_runtime_camera(&self, id: &str, json: &str) -> Result<(), Error> {
         self.write("store a camera", |tx| {
             tx.execute(
@@ -713,6 +676,7 @@ impl Store {
     }
 
     /// Removes a run-time camera.
+    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn remove_runtime_camera(&self, id: &str) -> Result<(), Error> {
         self.write("remove a camera", |tx| {
             tx.execute("DELETE FROM runtime_cameras WHERE id = ?1", [id])?;
@@ -862,11 +826,6 @@ fn report(e: &Error, what: &'static str) -> ProtoStoreError {
     ProtoStoreError { what }
 }
 
-/// The `c#` after `current`: 1..=65535, wrapping to 1 (HAP §6.5).
-pub(crate) fn next_config_number(current: u16) -> u16 {
-    current.checked_add(1).unwrap_or(1)
-}
-
 /// Looks up `item` with `find`, or allocates the scope's next number with `insert`.
 fn assign(
     tx: &rusqlite::Transaction<'_>,
@@ -913,6 +872,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first AID given to a bridged accessory (1 is the primary accessory, HAP §6.1).
 const FIRST_BRIDGED_AID: i64 = 2;
 /// Settings key of the enabled flag.
+#[allow(dead_code)] // TODO(#5): the persisted enable/disable flag
 const SETTING_ENABLED: &str = "enabled";
 
 const SCHEMA_V1: &str = "

@@ -75,6 +75,12 @@ pub enum ConnectionEvent {
     },
     /// A write changed values: call [`Connection::notify`] on every *other* connection.
     Changes(Vec<Change>),
+    /// A pair-setup request was refused with a TLV error (wrong code, Busy, MaxTries, ...), for
+    /// the caller's log.
+    PairSetupRefused {
+        /// Why.
+        error: Error,
+    },
     /// `POST /identify` while unpaired (HAP §5.1).
     Identify,
     /// `POST /resource`: produce a snapshot and answer with [`Connection::respond_resource`].
@@ -368,6 +374,10 @@ impl Connection {
                 self.respond(Status::OK, Some((ContentType::PairingTlv8, &reply.body)));
                 if let Some(pairing) = reply.paired {
                     self.events.push_back(ConnectionEvent::Paired { pairing });
+                }
+                if let Some(error) = reply.error {
+                    self.events
+                        .push_back(ConnectionEvent::PairSetupRefused { error });
                 }
             }
             Err(_) => self.respond(Status::BAD_REQUEST, None),

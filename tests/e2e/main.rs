@@ -1,9 +1,10 @@
-//! End-to-end tests of the `hap-bridge` binary: one test binary (STYLE.md "Tests"), one module
-//! per area. Each test starts the real binary on 127.0.0.1 with OS-chosen ports
-//! ([`util::Bridge`]) and drives it from outside.
-// Integration tests may unwrap: a panic is the test failure we want (clippy.toml allows it only
-// in #[test] functions, not in these helper modules).
+//! End-to-end tests of the `hap-bridge` binary: one test crate (STYLE.md), modules inside. Each
+//! test starts the real binary on loopback (OS-chosen ports, a temporary data directory,
+//! mDNS restricted to `lo`) and drives it as a controller would.
+// Test code: a panic is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod controller;
 mod interop;
+mod pairing;
 mod util;

@@ -1,80 +1,60 @@
-//! Running the real `hap-bridge` binary for end-to-end tests.
+//! Starting the bridge binary, talking to its admin API, and running outside peers.
 //!
 //! [`Bridge::start`] runs the binary built by Cargo in a fresh temporary data directory, bound to
 //! 127.0.0.1 with OS-chosen ports and mDNS limited to loopback, and waits for the two
-//! "listening on" lines on its stdout. Dropping the [`Bridge`] sends SIGTERM, then kills it after
-//! a grace period, and removes the data directory. [`Bridge::api`] is a tiny blocking HTTP client
-//! for the admin API. [`python`] finds the interpreter of the test venv (aiohomekit).
+//! "listening on" lines on its stdout. Everything it prints is kept ([`Bridge::output`]) for
+//! failure messages. Dropping the [`Bridge`] sends SIGTERM, then kills it after a grace period.
+//! [`http`] is a tiny blocking HTTP client for the admin API; [`python`] finds the interpreter
+//! of the test venv (aiohomekit); [`run_with_timeout`] runs a peer process with a time limit.
+// Shared helpers: not every test module uses every one.
+#![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The setup code tests pair with (HAP's own example code).
+/// The setup code every test bridge uses (HAP's own example code).
 pub(crate) const SETUP_CODE: &str = "031-45-154";
 
-/// What to run; [`BridgeOptions::default`] is the demo camera config of the contract.
-#[derive(Clone, Debug)]
-pub(crate) struct BridgeOptions {
-    /// TOML appended to the generated config after `[bridge]` (cameras, timings).
-    pub(crate) config_tail: String,
-    /// `--setup-code`.
-    pub(crate) setup_code: String,
-    /// Extra command-line arguments.
-    pub(crate) args: Vec<String>,
-}
-
-impl Default for BridgeOptions {
-    fn default() -> Self {
-        Self {
-            config_tail: DEMO_CAMERA.to_owned(),
-            setup_code: SETUP_CODE.to_owned(),
-            args: Vec::new(),
-        }
-    }
-}
-
-/// A running bridge; SIGTERMed (then killed) and its data directory removed on drop.
+/// A running bridge; SIGTERM then kill on drop.
 pub(crate) struct Bridge {
-    child: Child,
+    child: Option<Child>,
     /// The HAP server's address.
     pub(crate) hap: SocketAddr,
     /// The admin API's address.
     pub(crate) api: SocketAddr,
-    /// The setup code it was started with.
-    pub(crate) setup_code: String,
-    dir: TempDir,
+    /// The directory holding the config file and the state directory (`state/`).
+    pub(crate) data_dir: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
+    _tmp: Option<TempDir>,
 }
 
 impl Bridge {
-    /// Starts the demo bridge (aid 1 + bridged camera `demo`).
+    /// Starts the bridge with the demo camera in a fresh data directory.
     pub(crate) fn start() -> Self {
-        Self::start_with(&BridgeOptions::default())
+        let tmp = TempDir::new("bridge");
+        let mut b = Self::start_in(&tmp.0, None);
+        b._tmp = Some(tmp);
+        b
     }
 
-    /// Starts a bridge with `opts`; panics with the bridge's output if it does not come up.
-    pub(crate) fn start_with(opts: &BridgeOptions) -> Self {
-        let dir = TempDir::new("bridge");
-        let config = dir.path().join("bridge.toml");
-        // mDNS on loopback only: the tests must not announce anything on the machine's network.
-        let text = format!(
-            "[bridge]\nmdns_interfaces = [\"lo\"]\n\n{}",
-            opts.config_tail
-        );
-        std::fs::write(&config, text).unwrap();
-        let data = dir.path().join("data");
+    /// Starts the bridge on `data_dir` (kept; restart tests reuse it) with a config file body
+    /// (`None`: [`default_config`]). Panics with the bridge's output if it does not come up.
+    pub(crate) fn start_in(data_dir: &Path, config: Option<&str>) -> Self {
+        let config_path = data_dir.join("e2e-config.toml");
+        let body = config.map_or_else(default_config, str::to_owned);
+        std::fs::write(&config_path, body).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_hap-bridge"))
             .arg("--config")
-            .arg(&config)
+            .arg(&config_path)
             .arg("--data-dir")
-            .arg(&data)
+            .arg(data_dir.join("state"))
             .args([
                 "--hap-port",
                 "0",
@@ -83,8 +63,7 @@ impl Bridge {
                 "--bind",
                 "127.0.0.1",
             ])
-            .args(["--setup-code", &opts.setup_code])
-            .args(&opts.args)
+            .args(["--setup-code", SETUP_CODE])
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -94,60 +73,109 @@ impl Bridge {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
+            .expect("start hap-bridge");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = pump_stdout(child.stdout.take().unwrap(), Arc::clone(&log));
-        pump_stderr(child.stderr.take().unwrap(), Arc::clone(&log));
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let out_log = Arc::clone(&log);
+        thread::spawn(move || {
+            // Keeps draining stdout after the addresses are known, so the child never blocks.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut l) = out_log.lock() {
+                    l.push(line.clone());
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let err_log = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = err_log.lock() {
+                    l.push(format!("[stderr] {line}"));
+                }
+            }
+        });
 
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + STARTUP;
         let (mut hap, mut api) = (None, None);
         while hap.is_none() || api.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
+            match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix(HAP_LINE) {
-                        hap = Some(parse_addr(rest.trim(), &line));
+                        hap = Some(parse_addr(rest, &line));
                     } else if let Some(rest) = line.strip_prefix(API_LINE) {
-                        api = Some(parse_addr(rest.trim(), &line));
+                        api = Some(parse_addr(rest, &line));
                     }
                 }
-                Err(why) => {
-                    // Disconnected: stdout closed, the process is exiting; give it a moment.
-                    let wait_until = Instant::now() + Duration::from_secs(2);
-                    let mut status = child.try_wait().ok().flatten();
-                    while status.is_none() && Instant::now() < wait_until {
-                        thread::sleep(Duration::from_millis(20));
-                        status = child.try_wait().ok().flatten();
-                    }
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    thread::sleep(Duration::from_millis(50)); // let the stderr pump catch up
-                    let what = match (why, status) {
-                        (_, Some(status)) => format!("exited ({status})"),
-                        (RecvTimeoutError::Timeout, None) => {
-                            format!("timed out ({START_TIMEOUT:?})")
-                        }
-                        (RecvTimeoutError::Disconnected, None) => "closed its stdout".to_owned(),
-                    };
-                    panic!(
-                        "hap-bridge {what} before printing both listening lines \
-                         ({HAP_LINE:?}, {API_LINE:?}); its output:\n{}",
-                        log.lock().unwrap().join("\n")
-                    );
-                }
+                Err(why) => startup_failed(&mut child, why, &log),
             }
         }
         let (Some(hap), Some(api)) = (hap, api) else {
             unreachable!("the loop only ends with both addresses")
         };
         Self {
-            child,
+            child: Some(child),
             hap,
             api,
-            setup_code: opts.setup_code.clone(),
-            dir,
+            data_dir: data_dir.to_owned(),
             log,
+            _tmp: None,
         }
+    }
+
+    /// SIGTERM and wait for a clean exit; true when it exited with status 0 in time.
+    pub(crate) fn stop(&mut self) -> bool {
+        self.stop_status().is_some_and(|s| s.success())
+    }
+
+    /// SIGTERM and wait; the exit status, or `None` if it had to be killed after the grace
+    /// period (or was already stopped).
+    pub(crate) fn stop_status(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// SIGKILL, as a crash would.
+    pub(crate) fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `GET` on the admin API: (status, JSON body).
+    pub(crate) fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
+        http(self.api, "GET", path, None)
+    }
+
+    /// `POST` JSON on the admin API: (status, JSON body).
+    pub(crate) fn api_post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        http(self.api, "POST", path, Some(body))
+    }
+
+    /// `GET /api/v1/homekit/status`, asserting 200.
+    pub(crate) fn status(&self) -> serde_json::Value {
+        let (code, body) = self.api_get("/api/v1/homekit/status");
+        assert_eq!(code, 200, "GET /api/v1/homekit/status: {body}");
+        body
     }
 
     /// `http://127.0.0.1:<port>` of the admin API.
@@ -155,117 +183,62 @@ impl Bridge {
         format!("http://{}", self.api)
     }
 
-    /// One admin API request (`body` as JSON when given).
-    pub(crate) fn api(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
-        http_request(self.api, method, path, body)
-            .unwrap_or_else(|e| panic!("admin API {method} {path}: {e}\n{}", self.output()))
-    }
-
-    /// `GET /api/v1/homekit/status` as JSON.
-    pub(crate) fn status(&self) -> serde_json::Value {
-        let resp = self.api("GET", "/api/v1/homekit/status", None);
-        assert_eq!(resp.status, 200, "status: {resp:?}");
-        resp.json()
-    }
-
-    /// The data directory given to the binary.
-    #[allow(dead_code)] // for the other e2e modules (restart/persistence tests)
-    pub(crate) fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// Everything the bridge printed so far (stdout and stderr, in arrival order per stream).
+    /// Everything the bridge printed so far, stdout and (`[stderr]`-tagged) stderr.
     pub(crate) fn output(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits up to the grace period (kills after it); returns the exit status.
-    pub(crate) fn stop(&mut self) -> ExitStatus {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return status;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let status = self.child.wait().unwrap();
-        panic!(
-            "hap-bridge ignored SIGTERM for {STOP_GRACE:?} and was killed ({status}); output:\n{}",
-            self.output()
-        );
     }
 }
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + STOP_GRACE;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.stop();
     }
 }
 
-/// A response of [`http_request`].
-#[derive(Debug)]
-pub(crate) struct HttpResponse {
-    /// Status code.
-    pub(crate) status: u16,
-    /// Body text.
-    pub(crate) body: String,
+/// The config every test bridge starts with: mDNS on loopback only, the demo camera.
+pub(crate) fn default_config() -> String {
+    "[bridge]\nmdns_interfaces = [\"lo\"]\n\n[[cameras]]\nid = \"demo\"\nname = \"Demo Camera\"\n\
+     source = \"test-pattern\"\n"
+        .to_owned()
 }
 
-impl HttpResponse {
-    /// The body parsed as JSON (panics with the body if it is not).
-    pub(crate) fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-}
-
-/// A blocking HTTP/1.1 request with `Connection: close`; handles Content-Length, chunked and
-/// read-to-EOF bodies.
-pub(crate) fn http_request(
+/// A minimal blocking HTTP/1.1 client for the admin API (`Connection: close`; Content-Length,
+/// chunked or read-to-EOF bodies): (status, JSON body or `Null`).
+pub(crate) fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&str>,
-) -> Result<HttpResponse, String> {
-    let mut stream =
+) -> (u16, serde_json::Value) {
+    let (status, text) = http_text(addr, method, path, body)
+        .unwrap_or_else(|e| panic!("admin API {method} {path}: {e}"));
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// [`http`] with the body as text, and errors as values.
+pub(crate) fn http_text(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
+    let mut s =
         TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(HTTP_TIMEOUT)).ok();
-    stream.set_write_timeout(Some(HTTP_TIMEOUT)).ok();
+    s.set_read_timeout(Some(HTTP_TIMEOUT)).ok();
+    s.set_write_timeout(Some(HTTP_TIMEOUT)).ok();
     let body = body.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if !body.is_empty() || method != "GET" {
-        req.push_str("Content-Type: application/json\r\n");
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    stream
-        .write_all(req.as_bytes())
-        .map_err(|e| format!("write: {e}"))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| format!("write: {e}"))?;
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("read: {e}"))?;
+    s.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -275,7 +248,7 @@ pub(crate) fn http_request(
     let status = head
         .split_whitespace()
         .nth(1)
-        .and_then(|s| s.parse().ok())
+        .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("bad status line in {head:?}"))?;
     let header = |name: &str| {
         head.lines().skip(1).find_map(|l| {
@@ -297,10 +270,7 @@ pub(crate) fn http_request(
     } else {
         rest.to_vec()
     };
-    Ok(HttpResponse {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The Python interpreter with aiohomekit: `$HAP_BRIDGE_PYTHON`, else `<repo>/.venv/bin/python`.
@@ -322,7 +292,8 @@ pub(crate) fn python() -> PathBuf {
     assert!(
         ok,
         "no Python with aiohomekit at {} ({origin}): run `bash tests/run.sh` once (it creates \
-         .venv with aiohomekit), or point HAP_BRIDGE_PYTHON at a python that has `aiohomekit>=4,<5`",
+         .venv with aiohomekit), or point HAP_BRIDGE_PYTHON at a python that has \
+         `aiohomekit>=4,<5`",
         python.display()
     );
     python
@@ -333,8 +304,8 @@ pub(crate) fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs `cmd` with a time limit, collecting stdout lines as they come; kills it on timeout.
-/// Returns the exit status (`None` on timeout), stdout lines and stderr text.
+/// Runs `cmd` with a time limit, killing it on timeout. Returns the exit status (`None` on
+/// timeout), its stdout lines and its stderr text.
 pub(crate) fn run_with_timeout(
     cmd: &mut Command,
     limit: Duration,
@@ -382,29 +353,24 @@ pub(crate) fn show(text: &str) {
     let _ = writeln!(err, "{text}");
 }
 
-/// A directory under the system temp dir, removed on drop.
-pub(crate) struct TempDir(PathBuf);
+/// A temporary directory removed on drop.
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    /// Creates `<tmp>/hap-bridge-e2e-<label>-<pid>-<n>-<nanos>`.
-    pub(crate) fn new(label: &str) -> Self {
+    /// Creates `<tmp>/hap-bridge-e2e-<tag>-<pid>-<n>-<nanos>`.
+    pub(crate) fn new(tag: &str) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "hap-bridge-e2e-{label}-{}-{}-{nanos}",
+        let dir = std::env::temp_dir().join(format!(
+            "hap-bridge-e2e-{tag}-{}-{}-{nanos}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    /// The directory.
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
     }
 }
 
@@ -414,37 +380,34 @@ impl Drop for TempDir {
     }
 }
 
-fn pump_stdout(out: ChildStdout, log: Arc<Mutex<Vec<String>>>) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Ok(mut l) = log.lock() {
-                l.push(line.clone());
-            }
-            // The receiver goes away once both addresses are known; keep draining the pipe.
-            let _ = tx.send(line);
-        }
-    });
-    rx
+/// The bridge exited, closed stdout or timed out before printing both addresses: fail with what
+/// it printed.
+fn startup_failed(child: &mut Child, why: RecvTimeoutError, log: &Mutex<Vec<String>>) -> ! {
+    // Disconnected: stdout closed, the process is exiting; give it a moment.
+    let wait_until = Instant::now() + Duration::from_secs(2);
+    let mut status = child.try_wait().ok().flatten();
+    while status.is_none() && Instant::now() < wait_until {
+        thread::sleep(Duration::from_millis(20));
+        status = child.try_wait().ok().flatten();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    thread::sleep(Duration::from_millis(50)); // let the stderr pump catch up
+    let what = match (why, status) {
+        (_, Some(status)) => format!("exited ({status})"),
+        (RecvTimeoutError::Timeout, None) => format!("printed nothing useful for {STARTUP:?}"),
+        (RecvTimeoutError::Disconnected, None) => "closed its stdout".to_owned(),
+    };
+    let output = log.lock().map(|l| l.join("\n")).unwrap_or_default();
+    panic!(
+        "hap-bridge {what} before printing both addresses ({HAP_LINE:?}, {API_LINE:?}); \
+         its output:\n{output}"
+    );
 }
 
-fn pump_stderr(err: impl std::io::Read + Send + 'static, log: Arc<Mutex<Vec<String>>>) {
-    thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if let Ok(mut l) = log.lock() {
-                l.push(format!("[stderr] {line}"));
-            }
-        }
-    });
-}
-
-fn parse_addr(s: &str, line: &str) -> SocketAddr {
-    let s = s.strip_prefix("http://").unwrap_or(s);
-    let s = s
-        .split_whitespace()
-        .next()
-        .unwrap_or(s)
-        .trim_end_matches('/');
+fn parse_addr(rest: &str, line: &str) -> SocketAddr {
+    let s = rest.trim();
+    let s = s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/');
     s.parse()
         .unwrap_or_else(|e| panic!("bad address {s:?} in line {line:?}: {e}"))
 }
@@ -464,20 +427,16 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
         if size == 0 {
             return Ok(body);
         }
-        let chunk = rest.get(..size).ok_or("truncated chunk")?;
-        body.extend_from_slice(chunk);
+        body.extend_from_slice(rest.get(..size).ok_or("truncated chunk")?);
         rest = rest.get(size + 2..).ok_or("chunk without trailing CRLF")?;
     }
 }
 
-/// The bridged demo camera of the contract (what the binary serves without `--config`).
-pub(crate) const DEMO_CAMERA: &str = "[[cameras]]\nid = \"demo\"\nname = \"Demo Camera\"\n\
-                                      source = \"test-pattern\"\n";
 /// The stdout line prefixes of the binary's contract.
 const HAP_LINE: &str = "hap-bridge: HAP server bridge listening on ";
 const API_LINE: &str = "hap-bridge: admin API listening on ";
-/// How long the binary may take to print both lines (a debug build on a busy 2-core machine).
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the binary may take to print its addresses (debug build, busy 2-core machine).
+const STARTUP: Duration = Duration::from_secs(30);
 /// How long SIGTERM may take before the bridge is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);

@@ -277,3 +277,25 @@ mod variants {
         );
     }
 }
+
+#[test]
+fn aiohomekit_4_0_1_with_short_b() {
+    // A real peer's numbers: aiohomekit hashes the stripped B inside u (see the file header).
+    let v = parse(include_str!(
+        "../../testdata/srp/aiohomekit_4_0_1_short_b.txt"
+    ));
+    let server = SrpServer::new(
+        USERNAME,
+        get(&v, "P").as_bytes(),
+        hex(get(&v, "s")).try_into().unwrap(),
+        hex(get(&v, "b")).try_into().unwrap(),
+    );
+    assert_eq!(server.public_key(), &hex(get(&v, "B"))[..]);
+    assert_eq!(server.public_key().len(), N_LEN - 1);
+    let session = server
+        .verify_client(&hex(get(&v, "A")), &hex(get(&v, "M1")))
+        .unwrap();
+    assert_eq!(session.key().to_vec(), hex(get(&v, "K")));
+    assert!(session.variant().u_over_sent_b);
+    assert_eq!(session.server_proof().to_vec(), hex(get(&v, "M2")));
+}

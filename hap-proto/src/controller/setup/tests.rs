@@ -80,3 +80,28 @@ fn accessory_error_items_surface_as_pairing_errors() {
         Error::Pairing(TlvError::UNAVAILABLE)
     );
 }
+
+#[test]
+fn received_b_style_reproduces_aiohomekit_4_0_1() {
+    // The numbers aiohomekit 4.0.1 itself produced (testdata header): SrpPadding::ReceivedB
+    // is a faithful model of that controller, including its u over the stripped B.
+    let v = parse(include_str!(
+        "../../../testdata/srp/aiohomekit_4_0_1_short_b.txt"
+    ));
+    let mut a = [0u8; 32];
+    a[16..].copy_from_slice(&unhex(get(&v, "a")));
+    let exchange = client_exchange(
+        USERNAME,
+        get(&v, "P").as_bytes(),
+        &unhex(get(&v, "s")),
+        &a,
+        &unhex(get(&v, "B")),
+        SrpPadding::ReceivedB,
+    )
+    .unwrap();
+    assert_eq!(exchange.a_sent, unhex(get(&v, "A")));
+    assert_eq!(exchange.m1.to_vec(), unhex(get(&v, "M1")));
+    assert_eq!(exchange.key.to_vec(), unhex(get(&v, "K")));
+    assert_eq!(exchange.expected_m2.to_vec(), unhex(get(&v, "M2")));
+    assert!(exchange.leading_zeros.b);
+}

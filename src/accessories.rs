@@ -1,0 +1,175 @@
+//! The accessory databases of the HAP servers: the bridge (aid 1) with one bridged accessory per
+//! bridged camera, and one database per standalone camera. AIDs come from the store (stable per
+//! camera id, never reused) and IIDs from a persisted allocator per accessory (never reused).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use hap_proto::db::services::{self, AccessoryInfo};
+use hap_proto::db::{AccessoryBuilder, CharId, Database, HapType, IidAllocator};
+
+use crate::config::{CameraConfig, CameraMode, Config};
+use crate::store::{ServerKey, Store};
+
+/// The characteristics the bridge drives for one camera's sensors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SensorIds {
+    /// Motion Detected (`22`).
+    pub(crate) motion: Option<CharId>,
+    /// Occupancy Detected (`71`).
+    pub(crate) occupancy: Option<CharId>,
+    /// Programmable Switch Event (`73`) of the Doorbell service.
+    pub(crate) doorbell: Option<CharId>,
+}
+
+/// A built database and where each camera's sensors live in it.
+#[derive(Debug)]
+pub(crate) struct Built {
+    /// The database.
+    pub(crate) db: Database,
+    /// Camera id → its sensors.
+    pub(crate) sensors: BTreeMap<String, SensorIds>,
+}
+
+/// Builds the bridge's database: aid 1 (AccessoryInformation, ProtocolInformation) and one
+/// accessory per enabled bridged camera.
+pub(crate) fn build_bridge(config: &Config, store: &Store) -> anyhow::Result<Built> {
+    let key = ServerKey::Bridge;
+    let cameras: Vec<&CameraConfig> = config
+        .cameras
+        .iter()
+        .filter(|c| c.enabled && c.mode == CameraMode::Bridged)
+        .collect();
+    let names: Vec<String> = cameras.iter().map(|c| accessory_key(&c.id)).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let aids = store.assign_aids(&key, &name_refs)?;
+
+    let b = &config.bridge;
+    let info = AccessoryInfo::new(
+        &b.manufacturer,
+        &b.model,
+        &b.name,
+        &serial(&b.name),
+        VERSION,
+    );
+    let mut accessories = Vec::with_capacity(cameras.len() + 1);
+    let mut sensors = BTreeMap::new();
+    let mut iids = load_iids(store, &key, 1)?;
+    let mut bridge = AccessoryBuilder::new(1, services::accessory_information(&info), &mut iids);
+    bridge.add_service_keyed("protocol", services::protocol_information());
+    accessories.push(bridge.build());
+    save_iids(store, &key, 1, &iids)?;
+
+    let mut placed = Vec::with_capacity(cameras.len());
+    for (cam, aid) in cameras.into_iter().zip(aids) {
+        let mut iids = load_iids(store, &key, aid)?;
+        accessories.push(camera_accessory(
+            cam,
+            aid,
+            &b.manufacturer,
+            false,
+            &mut iids,
+        ));
+        save_iids(store, &key, aid, &iids)?;
+        placed.push((cam.id.clone(), aid));
+    }
+    let db = Database::new(accessories);
+    for (id, aid) in placed {
+        sensors.insert(id, sensor_ids(&db, aid));
+    }
+    Ok(Built { db, sensors })
+}
+
+/// Builds a standalone camera's database: aid 1 is the camera itself.
+pub(crate) fn build_standalone(
+    cam: &CameraConfig,
+    manufacturer: &str,
+    store: &Store,
+) -> anyhow::Result<Built> {
+    let key = ServerKey::Camera(cam.id.clone());
+    let mut iids = load_iids(store, &key, 1)?;
+    let accessory = camera_accessory(cam, 1, manufacturer, true, &mut iids);
+    save_iids(store, &key, 1, &iids)?;
+    let db = Database::new(vec![accessory]);
+    let mut sensors = BTreeMap::new();
+    sensors.insert(cam.id.clone(), sensor_ids(&db, 1));
+    Ok(Built { db, sensors })
+}
+
+/// One camera's accessory: AccessoryInformation (and Protocol Information when standalone)
+/// and its sensors.
+fn camera_accessory(
+    cam: &CameraConfig,
+    aid: u64,
+    manufacturer: &str,
+    standalone: bool,
+    iids: &mut IidAllocator,
+) -> hap_proto::db::Accessory {
+    let info = AccessoryInfo::new(manufacturer, "Camera", &cam.name, &serial(&cam.id), VERSION);
+    let mut b = AccessoryBuilder::new(aid, services::accessory_information(&info), iids);
+    if standalone {
+        // A standalone accessory is its own primary accessory (HAP §6.1).
+        b.add_service_keyed("protocol", services::protocol_information());
+    }
+    if cam.sensors.motion {
+        b.add_service_keyed("motion", services::motion_sensor());
+    }
+    if cam.sensors.occupancy {
+        b.add_service_keyed("occupancy", services::occupancy_sensor());
+    }
+    if cam.sensors.doorbell {
+        b.add_service_keyed("doorbell", services::doorbell());
+    }
+    b.build()
+}
+
+fn sensor_ids(db: &Database, aid: u64) -> SensorIds {
+    let find = |svc: u32, ch: u32| db.find(aid, &HapType::Apple(svc), &HapType::Apple(ch));
+    SensorIds {
+        motion: find(services::MOTION_SENSOR, services::MOTION_DETECTED),
+        occupancy: find(services::OCCUPANCY_SENSOR, services::OCCUPANCY_DETECTED),
+        doorbell: find(services::DOORBELL, PROGRAMMABLE_SWITCH_EVENT),
+    }
+}
+
+fn accessory_key(camera_id: &str) -> String {
+    format!("camera:{camera_id}")
+}
+
+/// A stable serial number (2-64 bytes, HAP §6.6) derived from an id.
+fn serial(id: &str) -> String {
+    let mut s: String = id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(60)
+        .collect();
+    if s.len() < 2 {
+        s.push_str("00");
+    }
+    format!("HB-{s}")
+}
+
+fn iid_setting(key: &ServerKey, aid: u64) -> String {
+    format!("iids/{}/{aid}", key.as_db())
+}
+
+fn load_iids(store: &Store, key: &ServerKey, aid: u64) -> anyhow::Result<IidAllocator> {
+    match store.setting(&iid_setting(key, aid))? {
+        Some(json) => serde_json::from_str(&json)
+            .with_context(|| format!("stored IID map of {} aid {aid} is unreadable", key.as_db())),
+        None => Ok(IidAllocator::default()),
+    }
+}
+
+fn save_iids(store: &Store, key: &ServerKey, aid: u64, iids: &IidAllocator) -> anyhow::Result<()> {
+    let json = serde_json::to_string(iids)?;
+    if store.setting(&iid_setting(key, aid))?.as_deref() != Some(json.as_str()) {
+        store.set_setting(&iid_setting(key, aid), &json)?;
+    }
+    Ok(())
+}
+
+/// Firmware revision advertised by every accessory.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Programmable Switch Event (HAP §6.6 Doorbell).
+const PROGRAMMABLE_SWITCH_EVENT: u32 = 0x73;

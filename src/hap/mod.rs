@@ -1,0 +1,313 @@
+//! One HAP accessory server: a TCP listener, one task per connection driving
+//! `hap_proto::server::Connection`, the shared state they lock per request, and the mDNS record.
+//!
+//! The bridge (aid 1 and its bridged cameras) is one server; each standalone camera is another,
+//! with its own identity, port, pairings and mDNS record.
+
+mod conn;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hap_proto::db::{Change, CharId, Database, HapStatus, Value};
+use hap_proto::mdns::{TxtParams, txt_record};
+use hap_proto::pairing::setup::PairSetupGate;
+use hap_proto::pairing::{AccessoryIdentity, PairingId, PairingStore as _};
+use hap_proto::setup::{Category, SetupCode, SetupId, setup_hash, setup_uri};
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+
+use crate::mdns::{Advertiser, Registration, ServiceSpec};
+use crate::store::{ServerKey, ServerStore};
+
+/// What a server is built from.
+pub(crate) struct ServerParams {
+    /// Which server in the store.
+    pub(crate) key: ServerKey,
+    /// Accessory name (mDNS instance name, `md`).
+    pub(crate) name: String,
+    /// Model, advertised as `md`.
+    pub(crate) model: String,
+    /// Bridge, IP camera or video doorbell.
+    pub(crate) category: Category,
+    /// Long-term identity.
+    pub(crate) identity: AccessoryIdentity,
+    /// The setup code.
+    pub(crate) setup_code: SetupCode,
+    /// The setup id.
+    pub(crate) setup_id: SetupId,
+    /// Pairings and the failed-attempt counter.
+    pub(crate) store: ServerStore,
+    /// The database.
+    pub(crate) db: Database,
+    /// The configuration number for this database shape.
+    pub(crate) config_number: u16,
+}
+
+/// State shared by a server's connections; locked for the duration of one request.
+pub(crate) struct Shared {
+    pub(crate) identity: AccessoryIdentity,
+    pub(crate) setup_code: SetupCode,
+    pub(crate) store: ServerStore,
+    pub(crate) gate: PairSetupGate,
+    pub(crate) db: Database,
+    pub(crate) rng: StdRng,
+}
+
+/// Messages to every connection task of a server.
+#[derive(Clone, Debug)]
+pub(crate) enum Control {
+    /// Close the connections of these controllers (their pairing was removed).
+    CloseControllers(Arc<Vec<PairingId>>),
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Pairing-state changes that the mDNS task re-announces (HAP §8.4).
+#[derive(Clone, Copy, Debug)]
+enum Announce {
+    Paired(bool),
+}
+
+/// A running HAP server.
+pub(crate) struct HapServer {
+    inner: Arc<Inner>,
+    tasks: Mutex<Option<JoinSet<()>>>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) key: ServerKey,
+    pub(crate) name: String,
+    pub(crate) shared: Mutex<Shared>,
+    pub(crate) changes: broadcast::Sender<(Option<u64>, Change)>,
+    pub(crate) control: broadcast::Sender<Control>,
+    announce: mpsc::UnboundedSender<Announce>,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) setup_id: SetupId,
+    pub(crate) category: Category,
+    next_conn: AtomicU64,
+    pub(crate) connections: AtomicUsize,
+    pub(crate) verified: AtomicUsize,
+}
+
+impl HapServer {
+    /// Binds the listener, registers the mDNS record and starts accepting connections.
+    pub(crate) async fn start(
+        params: ServerParams,
+        bind: SocketAddr,
+        advertiser: Option<&Advertiser>,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: cannot listen on {bind}: {e}", params.key.as_db()))?;
+        let local_addr = listener.local_addr()?;
+        let paired = params.store.is_paired();
+        let (changes, _) = broadcast::channel(CHANGE_QUEUE);
+        let (control, _) = broadcast::channel(CONTROL_QUEUE);
+        let (announce, announce_rx) = mpsc::unbounded_channel();
+        let txt_params = TxtParams {
+            model: params.model.clone(),
+            device_id: params.identity.device_id,
+            config_number: params.config_number,
+            paired,
+            category: params.category.0,
+            setup_hash: Some(setup_hash(&params.setup_id, &params.identity.device_id)),
+        };
+        let registration = match advertiser {
+            Some(adv) => {
+                let spec = ServiceSpec {
+                    name: params.name.clone(),
+                    device_id: params.identity.device_id,
+                    port: local_addr.port(),
+                };
+                Some(adv.register(&spec, &txt_record(&txt_params))?)
+            }
+            None => None,
+        };
+        let inner = Arc::new(Inner {
+            key: params.key,
+            name: params.name,
+            shared: Mutex::new(Shared {
+                identity: params.identity,
+                setup_code: params.setup_code,
+                store: params.store,
+                gate: PairSetupGate::new(),
+                db: params.db,
+                rng: StdRng::from_rng(&mut rand::rng()),
+            }),
+            changes,
+            control,
+            announce,
+            local_addr,
+            setup_id: params.setup_id,
+            category: params.category,
+            next_conn: AtomicU64::new(1),
+            connections: AtomicUsize::new(0),
+            verified: AtomicUsize::new(0),
+        });
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(inner.clone(), listener));
+        tasks.spawn(announce_loop(
+            registration,
+            txt_params,
+            announce_rx,
+            inner.control.subscribe(),
+        ));
+        Ok(Self {
+            inner,
+            tasks: Mutex::new(Some(tasks)),
+        })
+    }
+
+    /// The shared inner state (for the admin API and the camera glue).
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    /// Stops accepting, closes every connection and withdraws the mDNS record.
+    pub(crate) async fn shutdown(&self) {
+        let _ = self.inner.control.send(Control::Shutdown);
+        let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
+        if let Some(mut tasks) = tasks {
+            let deadline = tokio::time::sleep(SHUTDOWN_GRACE);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    next = tasks.join_next() => if next.is_none() { break },
+                    () = &mut deadline => { tasks.abort_all(); break }
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Locks the shared state. A poisoned lock (a panic elsewhere) is recovered: the state is
+    /// only ever mutated through hap-proto calls that leave it consistent.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets a characteristic from the bridge side and notifies subscribed connections.
+    pub(crate) fn set_value(&self, id: CharId, value: Value) -> Result<bool, HapStatus> {
+        let change = self.lock().db.set_value(id, value)?;
+        Ok(match change {
+            Some(change) => {
+                let _ = self.changes.send((None, change));
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// The setup code and `X-HM://` URI while unpaired (never once paired).
+    pub(crate) fn setup_info(&self) -> Option<(String, String)> {
+        let shared = self.lock();
+        if shared.store.is_paired() {
+            return None;
+        }
+        let uri = setup_uri(&shared.setup_code, &self.setup_id, self.category);
+        Some((shared.setup_code.as_str().to_owned(), uri))
+    }
+
+    /// The number of accessories in the database.
+    pub(crate) fn accessory_count(&self) -> usize {
+        self.lock().db.accessories().len()
+    }
+
+    fn next_connection_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn pairing_changed(&self, paired: bool) {
+        let _ = self.announce.send(Announce::Paired(paired));
+    }
+}
+
+async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    let mut control = inner.control.subscribe();
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    if inner.connections.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                        tracing::warn!(server = %inner.name, %peer, "too many connections: refused");
+                        drop(socket);
+                        continue;
+                    }
+                    let _ = socket.set_nodelay(true);
+                    let id = inner.next_connection_id();
+                    conns.spawn(conn::run(inner.clone(), socket, peer, id));
+                }
+                Err(e) => {
+                    tracing::warn!(server = %inner.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            msg = control.recv() => {
+                if matches!(msg, Ok(Control::Shutdown) | Err(broadcast::error::RecvError::Closed)) {
+                    break;
+                }
+            }
+        }
+    }
+    drop(listener);
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while !conns.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, conns.join_next()).await.is_err() {
+            conns.abort_all();
+            break;
+        }
+    }
+}
+
+async fn announce_loop(
+    registration: Option<Registration>,
+    mut txt: TxtParams,
+    mut rx: mpsc::UnboundedReceiver<Announce>,
+    mut control: broadcast::Receiver<Control>,
+) {
+    let mut registration = registration;
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Announce::Paired(paired)) => {
+                    if txt.paired != paired {
+                        txt.paired = paired;
+                        if let Some(Err(e)) = registration.as_mut().map(|r| r.update(&txt_record(&txt))) {
+                            tracing::warn!(error = %e, "mDNS update failed");
+                        }
+                    }
+                }
+                None => break,
+            },
+            msg = control.recv() => {
+                if matches!(msg, Ok(Control::Shutdown) | Err(broadcast::error::RecvError::Closed)) {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(Err(e)) = registration.map(Registration::unregister) {
+        tracing::warn!(error = %e, "mDNS unregister failed");
+    }
+}
+
+/// Value changes queued per connection before a slow one starts missing them.
+const CHANGE_QUEUE: usize = 1024;
+/// Control messages queued per connection.
+const CONTROL_QUEUE: usize = 64;
+/// Concurrent connections per server; more are refused.
+const MAX_CONNECTIONS: usize = 256;
+/// How long shutdown waits for connection tasks.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);

@@ -1,0 +1,176 @@
+//! Camera sensors driven from outside (the admin API, later the camera's own events): motion with
+//! its reset and cap timers, occupancy, doorbell presses.
+//!
+//! Motion goes back to "not detected" `motion_reset_seconds` after the last trigger, and at the
+//! latest `max_motion_duration` after the first trigger of a continuous run, as the old Python
+//! service did.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hap_proto::db::{HapStatus, Value};
+use tokio::time::Instant;
+
+use crate::accessories::SensorIds;
+use crate::hap::Inner;
+
+/// Why a sensor trigger could not be applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum SensorError {
+    #[error("no camera with id {0:?}")]
+    UnknownCamera(String),
+    #[error("camera {camera:?} has no {sensor} sensor")]
+    NoSuchSensor {
+        camera: String,
+        sensor: &'static str,
+    },
+    #[error("the accessory refused the value (HAP status {0})")]
+    Refused(i32),
+}
+
+#[derive(Default)]
+struct MotionRun {
+    /// When the current run of motion started.
+    since: Option<Instant>,
+    /// Incremented on every trigger; a reset timer only acts if no newer trigger came.
+    generation: u64,
+}
+
+struct Camera {
+    server: Arc<Inner>,
+    ids: SensorIds,
+    motion: Mutex<MotionRun>,
+}
+
+/// The sensors of every camera, by camera id.
+pub(crate) struct Sensors {
+    cameras: BTreeMap<String, Arc<Camera>>,
+    reset: Duration,
+    cap: Duration,
+}
+
+impl Sensors {
+    /// Sensors for `cameras` (id, the server that holds them, their characteristics).
+    pub(crate) fn new(
+        cameras: Vec<(String, Arc<Inner>, SensorIds)>,
+        reset: Duration,
+        cap: Duration,
+    ) -> Self {
+        let cameras = cameras
+            .into_iter()
+            .map(|(id, server, ids)| {
+                let cam = Camera {
+                    server,
+                    ids,
+                    motion: Mutex::new(MotionRun::default()),
+                };
+                (id, Arc::new(cam))
+            })
+            .collect();
+        Self {
+            cameras,
+            reset,
+            cap,
+        }
+    }
+
+    /// Motion detected (or cleared).
+    pub(crate) fn motion(&self, camera: &str, detected: bool) -> Result<(), SensorError> {
+        let cam = self.camera(camera)?;
+        let id = cam.ids.motion.ok_or_else(|| no_sensor(camera, "motion"))?;
+        let generation = {
+            let mut run = cam
+                .motion
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            run.generation += 1;
+            if detected {
+                run.since.get_or_insert_with(Instant::now);
+            } else {
+                run.since = None;
+            }
+            run.generation
+        };
+        cam.server
+            .set_value(id, Value::Bool(detected))
+            .map_err(refused)?;
+        tracing::info!(camera, detected, "motion");
+        if detected {
+            let since = cam
+                .motion
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .since
+                .unwrap_or_else(Instant::now);
+            let at = (Instant::now() + self.reset).min(since + self.cap);
+            let cam = cam.clone();
+            let camera = camera.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at).await;
+                let due = {
+                    let mut run = cam
+                        .motion
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    // Only the newest trigger's timer resets; its deadline already respects the
+                    // cap (at most `since + cap`).
+                    if run.generation == generation {
+                        run.since = None;
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if due {
+                    let _ = cam.server.set_value(id, Value::Bool(false));
+                    tracing::info!(camera, "motion reset");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Occupancy detected (1) or not (0).
+    pub(crate) fn occupancy(&self, camera: &str, detected: bool) -> Result<(), SensorError> {
+        let cam = self.camera(camera)?;
+        let id = cam
+            .ids
+            .occupancy
+            .ok_or_else(|| no_sensor(camera, "occupancy"))?;
+        cam.server
+            .set_value(id, Value::Uint(u64::from(detected)))
+            .map_err(refused)?;
+        tracing::info!(camera, detected, "occupancy");
+        Ok(())
+    }
+
+    /// One doorbell press (Programmable Switch Event 0 = single press), sent at once.
+    pub(crate) fn doorbell(&self, camera: &str) -> Result<(), SensorError> {
+        let cam = self.camera(camera)?;
+        let id = cam
+            .ids
+            .doorbell
+            .ok_or_else(|| no_sensor(camera, "doorbell"))?;
+        cam.server.set_value(id, Value::Uint(0)).map_err(refused)?;
+        tracing::info!(camera, "doorbell press");
+        Ok(())
+    }
+
+    fn camera(&self, camera: &str) -> Result<&Arc<Camera>, SensorError> {
+        self.cameras
+            .get(camera)
+            .ok_or_else(|| SensorError::UnknownCamera(camera.to_owned()))
+    }
+}
+
+fn no_sensor(camera: &str, sensor: &'static str) -> SensorError {
+    SensorError::NoSuchSensor {
+        camera: camera.to_owned(),
+        sensor,
+    }
+}
+
+fn refused(status: HapStatus) -> SensorError {
+    SensorError::Refused(status.0)
+}
