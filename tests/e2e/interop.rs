@@ -1,7 +1,9 @@
 //! Interoperability with an independent controller: aiohomekit (Home Assistant's HomeKit
 //! library) drives the running bridge through `tests/interop/aiohomekit_driver.py`: pair-setup
-//! with a wrong and the right code, 50 pair-verifies, the database, reads, a write, events
-//! triggered through the admin API, pairings management and unpairing.
+//! with a wrong and the right code (and refused once paired), 50 pair-verifies, the database,
+//! reads, error statuses, a write, events triggered through the admin API (latency and
+//! coalescing), pairings management, unpairing, and pair-verify refused afterwards. The driver's
+//! JSON lines (with the figures) are printed even when the test passes.
 
 use std::process::Command;
 use std::time::Duration;
@@ -54,9 +56,11 @@ fn aiohomekit_pairs_reads_writes_gets_events_and_unpairs() {
     for step in [
         "pair_setup_wrong_code",
         "pair_setup",
+        "refused_while_paired",
         "pair_verify",
         "accessories",
         "read_all",
+        "error_statuses",
         "write_identify",
         "motion_event",
         "list_pairings",
