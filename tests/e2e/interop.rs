@@ -58,6 +58,7 @@ fn aiohomekit_pairs_reads_writes_gets_events_and_unpairs() {
         "pair_setup",
         "refused_while_paired",
         "pair_verify",
+        "concurrent_sessions",
         "accessories",
         "read_all",
         "error_statuses",

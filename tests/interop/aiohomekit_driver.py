@@ -55,6 +55,7 @@ MOTION_DETECTED = "22"
 PROGRAMMABLE_SWITCH_EVENT = "73"
 
 STEP_TIMEOUT = 30.0
+CONCURRENT_SESSIONS = 8
 EVENT_TIMEOUT = 5.0
 # Longer than any event coalescing window (HAP §5.8: ADK 1 s, HAP-python 0.5 s).
 QUIET = 1.2
@@ -328,6 +329,21 @@ async def run(args: argparse.Namespace) -> None:
             verify_plus_accessories_max_ms=ms(max(total)),
             verify_only_median_ms=ms(statistics.median(verify)),
         )
+
+        # HAP §5.9: at least 8 simultaneous sessions; all verified at once, each answers.
+        step = "concurrent_sessions"
+        t0 = time.perf_counter()
+        sessions = await asyncio.gather(
+            *(verified_connection(pairing_data) for _ in range(CONCURRENT_SESSIONS)))
+        try:
+            resps = await asyncio.wait_for(
+                asyncio.gather(*(c.get("/accessories") for c in sessions)), STEP_TIMEOUT)
+        finally:
+            for c in sessions:
+                await c.close()
+        codes = [r.code for r in resps]
+        check(all(c == 200 for c in codes), f"GET /accessories on {len(codes)} sessions: {codes}")
+        report(step, sessions=len(sessions), ms=ms(time.perf_counter() - t0))
 
         # From here on, aiohomekit's own pairing object (what Home Assistant uses).
         controller = IpController(char_cache=CharacteristicCacheMemory(), zeroconf_instance=None)
