@@ -65,6 +65,7 @@ fn aiohomekit_pairs_reads_writes_gets_events_and_unpairs() {
         "write_identify",
         "motion_event",
         "list_pairings",
+        "add_remove_pairing",
         "unpair",
         "pair_verify_after_unpair",
         "done",

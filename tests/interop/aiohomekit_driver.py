@@ -30,6 +30,9 @@ import urllib.request
 import uuid
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from aiohomekit.characteristic_cache import CharacteristicCacheMemory
 from aiohomekit.controller.ip.connection import HomeKitConnection, SecureHomeKitConnection
 from aiohomekit.controller.ip.controller import IpController
@@ -40,6 +43,7 @@ from aiohomekit.exceptions import (
     HttpErrorResponse,
     UnavailableError,
 )
+from aiohomekit.protocol.tlv import TLV
 from aiohomekit.protocol import (
     get_session_keys,
     perform_pair_setup_part1,
@@ -170,6 +174,30 @@ async def pair_verify_raw(host: str, port: int, pairing_data: dict[str, Any]) ->
                 return
     finally:
         await conn.close()
+
+
+async def assert_session_closed(conn: SecureHomeKitConnection, what: str) -> None:
+    """`conn` (with `closing` set, so it does not reconnect) must be dropped by the accessory."""
+    deadline = time.monotonic() + 2.0
+    while conn.is_connected and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    if conn.is_connected:
+        try:
+            resp = await asyncio.wait_for(conn.get("/accessories"), 2.0)
+            raise StepFailed(f"{what} still works: GET /accessories -> HTTP {resp.code}")
+        except (AccessoryDisconnectedError, asyncio.TimeoutError, ConnectionError):
+            pass
+    await conn.close()
+
+
+async def read_with_flags(pairing: IpPairing, aid: int, iid: int) -> dict[str, Any]:
+    path = f"/characteristics?id={aid}.{iid}&meta=1&perms=1&type=1&ev=1"
+    resp = await asyncio.wait_for(pairing.connection.get(path), STEP_TIMEOUT)
+    body = json.loads(bytes(resp.body))
+    check(resp.code == 200, f"GET {path}: HTTP {resp.code}: {body}")
+    rows = body.get("characteristics", [])
+    check(len(rows) == 1, f"GET {path}: {body}")
+    return rows[0]
 
 
 def short_type(t: str) -> str:
@@ -438,6 +466,11 @@ async def steps_on_pairing(
         via_lib = await pairing.get_characteristics([(aid, iid) for aid, iid, _, _ in readable])
         bad = {k: v for k, v in via_lib.items() if "status" in v and v["status"] != 0}
         check(not bad, f"aiohomekit get_characteristics reports failures {bad}")
+        # The optional fields (HAP §5.2): meta, perms, type, ev (this connection's subscription).
+        flags = await read_with_flags(pairing, cam_aid, motion["iid"])
+        check(flags.get("format") == "bool" and short_type(str(flags.get("type"))) == "22"
+              and set(flags.get("perms", [])) >= {"pr", "ev"} and flags.get("ev") is False,
+              f"MotionDetected with meta=1&perms=1&type=1&ev=1: {flags}")
         report("read_all", characteristics=len(readable))
 
     # Error statuses (HAP §5.2, §5.3): unknown id -> -70409 in a 207; read-only write -> -70404;
@@ -502,6 +535,8 @@ async def steps_on_pairing(
         unlisten = pairing.dispatcher_connect(on_event)
         status = await asyncio.wait_for(pairing.subscribe([key]), STEP_TIMEOUT)
         check(not status, f"subscribe {key}: {status}")
+        flags = await read_with_flags(pairing, cam_aid, motion["iid"])
+        check(flags.get("ev") is True, f"after subscribing, ev=1 read gives {flags}")
         current = (await pairing.get_characteristics([key]))[key].get("value")
         check(current in (False, 0), f"MotionDetected starts as {current!r}, expected false")
         loop = asyncio.get_running_loop()
@@ -574,6 +609,44 @@ async def steps_on_pairing(
         check(p.get("publicKey") == pairing_data["iOSDeviceLTPK"], "stored LTPK differs")
         report("list_pairings", pairings=len(pairings), controller_type=p["controllerType"])
 
+    # Add a regular (non-admin) controller, check what it may do, remove it (HAP §2.8).
+    with at("add_remove_pairing"):
+        guest_key = ed25519.Ed25519PrivateKey.generate()
+        guest_pub = guest_key.public_key().public_bytes(
+            encoding=serialization.Encoding.Raw, format=serialization.PublicFormat.Raw)
+        guest_id = str(uuid.uuid4())
+        await asyncio.wait_for(pairing.add_pairing(guest_id, guest_pub.hex(), "User"),
+                               STEP_TIMEOUT)
+        listed = {p["pairingId"]: p for p in await pairing.list_pairings()}
+        check(set(listed) == {ios_id, guest_id}, f"after AddPairing: {sorted(listed)}")
+        check(listed[guest_id]["permissions"] == 0 and listed[guest_id]["publicKey"] == guest_pub.hex(),
+              f"added pairing listed as {listed[guest_id]}")
+        guest_data = dict(
+            pairing_data,
+            iOSPairingId=guest_id,
+            iOSDeviceLTPK=guest_pub.hex(),
+            iOSDeviceLTSK=guest_key.private_bytes(
+                encoding=serialization.Encoding.Raw,
+                format=serialization.PrivateFormat.Raw,
+                encryption_algorithm=serialization.NoEncryption(),
+            ).hex(),
+        )
+        guest = await verified_connection(guest_data)
+        guest.closing = True  # no automatic reconnect once the accessory drops it
+        resp = await asyncio.wait_for(guest.get("/accessories"), STEP_TIMEOUT)
+        check(resp.code == 200, f"regular controller GET /accessories: HTTP {resp.code}")
+        reply = dict(await asyncio.wait_for(guest.post_tlv(
+            "/pairings", [(TLV.kTLVType_State, TLV.M1), (TLV.kTLVType_Method, TLV.ListPairings)]),
+            STEP_TIMEOUT))
+        check(reply.get(TLV.kTLVType_Error) == TLV.kTLVError_Authentication,
+              f"regular controller listed pairings: {reply}, want kTLVError_Authentication")
+        await asyncio.wait_for(pairing.remove_pairing(guest_id), STEP_TIMEOUT)
+        await assert_session_closed(guest, "the removed regular controller's session")
+        listed = [p["pairingId"] for p in await pairing.list_pairings()]
+        check(listed == [ios_id], f"after RemovePairing: {listed}")
+        report("add_remove_pairing", added_permissions=0, regular_list_refused=True,
+               removed_session_closed=True)
+
     # (9) Unpair: remove our own pairing; the bridge becomes unpaired.
     with at("unpair"):
         # A second session of the same controller, verified before the removal: the accessory
@@ -582,17 +655,7 @@ async def steps_on_pairing(
         spare.closing = True  # no automatic reconnect once the accessory drops it
         ok = await asyncio.wait_for(pairing.remove_pairing(ios_id), STEP_TIMEOUT)
         check(ok is True, f"remove_pairing returned {ok!r}")
-        deadline = time.monotonic() + 2.0
-        while spare.is_connected and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        if spare.is_connected:
-            try:
-                resp = await asyncio.wait_for(spare.get("/accessories"), 2.0)
-                raise StepFailed("a session of the removed controller still works: GET "
-                                 f"/accessories -> HTTP {resp.code}")
-            except (AccessoryDisconnectedError, asyncio.TimeoutError, ConnectionError):
-                pass
-        await spare.close()
+        await assert_session_closed(spare, "a second session of the removed admin")
         deadline = time.monotonic() + 3.0
         while True:
             st = api_status(api)
