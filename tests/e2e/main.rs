@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod controller;
+mod interop;
 mod pairing;
 mod util;
