@@ -82,6 +82,8 @@ pub mod error;
 #[cfg(feature = "runtime")]
 pub mod hub;
 #[cfg(feature = "runtime")]
+pub mod session;
+#[cfg(feature = "runtime")]
 pub mod snapshot;
 #[cfg(feature = "runtime")]
 pub mod source;

@@ -1,0 +1,534 @@
+//! One live stream: a camera feed (passthrough or re-encoded) packetized per RFC 6184,
+//! protected with SRTP and sent over UDP, with RTCP Sender Reports out and the receiver's RTCP
+//! in (RTP/RTCP multiplexed on one socket, as HomeKit does).
+//!
+//! ```text
+//!  Camera ─► VideoFeed ─► H264Packetizer ─► SrtpContext::protect_rtp ─► UDP ─► receiver
+//!                                            SR every interval ◄──────┘   │
+//!                       liveness, loss, jitter, PLI ◄── unprotect_rtcp ◄──┘
+//! ```
+//!
+//! The stream runs as one tokio task. It ends on [`StreamHandle::stop`], when the receiver's RTCP
+//! stays silent past the timeout, or when the feed fails; [`StreamHandle::wait`] tells why.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+use crate::camera::{Camera, VideoFeed, VideoRequest};
+use crate::frame::AccessUnit;
+use crate::h264::H264Profile;
+use crate::rtcp::{
+    NtpTimestamp, RtcpStats, SenderInfo, SenderReport, parse_compound, sender_report_compound,
+};
+use crate::rtp::{H264Packetizer, RtpConfig};
+use crate::srtp::{SrtpContext, SrtpSuite};
+use crate::stats::StreamStats;
+
+/// How to choose between passthrough and re-encoding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Pass the source through when it fits the request, re-encode otherwise.
+    #[default]
+    Auto,
+    /// Always pass through (the request's size is advisory).
+    Passthrough,
+    /// Always re-encode.
+    Transcode,
+}
+
+/// Everything a stream needs; no HomeKit names.
+#[derive(Clone, Debug)]
+pub struct StreamParams {
+    /// Picture width wanted.
+    pub width: u32,
+    /// Picture height wanted.
+    pub height: u32,
+    /// Frames per second wanted.
+    pub fps: u32,
+    /// Bit rate in kbit/s.
+    pub kbps: u32,
+    /// Highest H.264 profile the receiver takes.
+    pub max_profile: H264Profile,
+    /// RTP payload type.
+    pub payload_type: u8,
+    /// Our SSRC.
+    pub ssrc: u32,
+    /// Largest UDP payload (SRTP packet) to send.
+    pub mtu: usize,
+    /// SRTP suite, master key and salt used to protect what we send.
+    pub srtp: SrtpKeys,
+    /// Where RTP and RTCP go.
+    pub destination: SocketAddr,
+    /// Minimum interval between Sender Reports.
+    pub rtcp_interval: Duration,
+    /// The stream ends when no RTCP arrives for this long (HAP §7.9: 5 × interval); `None`
+    /// disables the check (a receiver that sends no RTCP, e.g. ffmpeg in tests).
+    pub rtcp_timeout: Option<Duration>,
+    /// Passthrough, transcode or automatic.
+    pub mode: Mode,
+    /// Random initial RTP sequence number (RFC 3550 §5.1).
+    pub initial_sequence: u16,
+    /// Random initial RTP timestamp.
+    pub initial_timestamp: u32,
+}
+
+/// SRTP keying material (the `Debug` form hides it).
+#[derive(Clone)]
+pub struct SrtpKeys {
+    /// The suite.
+    pub suite: SrtpSuite,
+    /// Master key.
+    pub key: Vec<u8>,
+    /// Master salt.
+    pub salt: Vec<u8>,
+}
+
+impl core::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SrtpKeys")
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A change to a running stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// New size, frame rate and bit rate (a new feed is opened when the size changes).
+    Reconfigure {
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// Frames per second.
+        fps: u32,
+        /// Bit rate in kbit/s.
+        kbps: u32,
+    },
+    /// Stop sending pictures (RTCP goes on).
+    Suspend,
+    /// Send pictures again, starting with an IDR.
+    Resume,
+    /// Ask for an IDR.
+    KeyFrame,
+}
+
+/// Why a stream ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// [`StreamHandle::stop`] was called.
+    Stopped,
+    /// No RTCP from the receiver within the timeout.
+    RtcpTimeout,
+    /// The receiver sent an RTCP BYE.
+    Bye,
+    /// The feed failed (camera gone, encoder error).
+    Feed(String),
+    /// The socket failed.
+    Socket(String),
+}
+
+/// Live figures of a stream.
+#[derive(Clone, Debug, Default)]
+pub struct LiveStats {
+    /// Frames, packets, bytes, latency histogram.
+    pub stream: StreamStats,
+    /// Whether pictures are re-encoded.
+    pub transcoding: bool,
+    /// Current size, fps and bit rate.
+    pub width: u32,
+    /// Current height.
+    pub height: u32,
+    /// Current frames per second.
+    pub fps: u32,
+    /// Current bit rate in kbit/s.
+    pub kbps: u32,
+    /// When the first packet left.
+    pub first_packet: Option<Instant>,
+    /// When the stream started.
+    pub started: Option<Instant>,
+    /// Receiver reports: fraction lost (of 256), cumulative lost, jitter (RTP units).
+    pub fraction_lost: u8,
+    /// Cumulative packets lost as reported.
+    pub cumulative_lost: i32,
+    /// Interarrival jitter as reported.
+    pub jitter: u32,
+    /// Last RTCP from the receiver.
+    pub last_rtcp: Option<Instant>,
+}
+
+/// A running stream.
+pub struct StreamHandle {
+    control: mpsc::UnboundedSender<Control>,
+    stop: watch::Sender<bool>,
+    stats: Arc<Mutex<LiveStats>>,
+    task: Option<tokio::task::JoinHandle<EndReason>>,
+}
+
+impl StreamHandle {
+    /// Sends a change to the stream.
+    pub fn control(&self, c: Control) {
+        let _ = self.control.send(c);
+    }
+
+    /// A snapshot of the stream's figures.
+    pub fn stats(&self) -> LiveStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Whether the stream task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
+    }
+
+    /// Asks the stream to end (it sends an RTCP BYE).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits for the stream to end and returns why.
+    pub async fn wait(&mut self) -> EndReason {
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .unwrap_or_else(|e| EndReason::Feed(format!("task: {e}"))),
+            None => EndReason::Stopped,
+        }
+    }
+}
+
+impl Drop for StreamHandle {
+    fn drop(&mut self) {
+        // Nothing is left behind: the task ends on the stop signal.
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Starts a stream of `camera` to `params.destination` over `socket` (already bound; it also
+/// receives the receiver's RTCP).
+pub async fn start(
+    camera: Arc<Camera>,
+    socket: Arc<UdpSocket>,
+    params: StreamParams,
+) -> Result<StreamHandle, crate::Error> {
+    let started = Instant::now();
+    let request = request_for(&params);
+    let feed = camera.open_video(&request, FEED_WAIT).await?;
+    let srtp = SrtpContext::new(params.srtp.suite, &params.srtp.key, &params.srtp.salt)
+        .map_err(|e| feed_error(&camera, &format!("SRTP keys: {e}")))?;
+    let rtp_mtu = params.mtu.saturating_sub(params.srtp.suite.rtp_overhead());
+    let packetizer = H264Packetizer::new(RtpConfig {
+        ssrc: params.ssrc,
+        payload_type: params.payload_type,
+        mtu: rtp_mtu,
+        initial_sequence: params.initial_sequence,
+        initial_timestamp: params.initial_timestamp,
+    })
+    .map_err(|e| feed_error(&camera, &format!("RTP: {e}")))?;
+    let stats = Arc::new(Mutex::new(LiveStats {
+        transcoding: feed.is_transcoding(),
+        width: params.width,
+        height: params.height,
+        fps: params.fps,
+        kbps: params.kbps,
+        started: Some(started),
+        ..LiveStats::default()
+    }));
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sender = Sender {
+        camera,
+        socket,
+        params,
+        feed,
+        packetizer,
+        srtp,
+        stats: stats.clone(),
+        rtcp: RtcpStats::new(),
+        started,
+        first_timestamp: None,
+        suspended: false,
+        packets: Vec::new(),
+    };
+    let task = tokio::spawn(sender.run(control_rx, stop_rx));
+    Ok(StreamHandle {
+        control: control_tx,
+        stop: stop_tx,
+        stats,
+        task: Some(task),
+    })
+}
+
+struct Sender {
+    camera: Arc<Camera>,
+    socket: Arc<UdpSocket>,
+    params: StreamParams,
+    feed: VideoFeed,
+    packetizer: H264Packetizer,
+    srtp: SrtpContext,
+    stats: Arc<Mutex<LiveStats>>,
+    rtcp: RtcpStats,
+    started: Instant,
+    first_timestamp: Option<u64>,
+    suspended: bool,
+    packets: Vec<Bytes>,
+}
+
+impl Sender {
+    async fn run(
+        mut self,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        mut stop: watch::Receiver<bool>,
+    ) -> EndReason {
+        let mut sr_timer = tokio::time::interval(self.params.rtcp_interval.max(MIN_RTCP_INTERVAL));
+        sr_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buf = vec![0u8; RTCP_BUFFER];
+        let reason = loop {
+            tokio::select! {
+                biased;
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break EndReason::Stopped;
+                    }
+                }
+                Some(c) = control.recv() => {
+                    if let Err(reason) = self.apply(c).await {
+                        break reason;
+                    }
+                }
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, from)) => {
+                        if let Some(reason) = self.on_rtcp(buf.get(..n).unwrap_or_default(), from) {
+                            break reason;
+                        }
+                    }
+                    Err(e) if is_transient(&e) => {}
+                    Err(e) => break EndReason::Socket(e.to_string()),
+                },
+                _ = sr_timer.tick() => {
+                    let now = Instant::now();
+                    if self.params.rtcp_timeout.is_some_and(|t| !self.rtcp.is_alive(self.started, now, t)) {
+                        break EndReason::RtcpTimeout;
+                    }
+                    self.send_sender_report().await;
+                }
+                au = self.feed.recv() => match au {
+                    Ok(au) => {
+                        if let Err(reason) = self.send_picture(&au).await {
+                            break reason;
+                        }
+                    }
+                    Err(e) => break EndReason::Feed(e.to_string()),
+                },
+            }
+        };
+        self.send_bye().await;
+        reason
+    }
+
+    async fn apply(&mut self, c: Control) -> Result<(), EndReason> {
+        match c {
+            Control::Reconfigure {
+                width,
+                height,
+                fps,
+                kbps,
+            } => {
+                let resize = (width, height, fps)
+                    != (self.params.width, self.params.height, self.params.fps);
+                self.params.width = width;
+                self.params.height = height;
+                self.params.fps = fps;
+                self.params.kbps = kbps;
+                if resize {
+                    // A new feed at the new size; sequence numbers, timestamps and SRTP state
+                    // carry on, so the receiver sees one continuous stream.
+                    let request = request_for(&self.params);
+                    self.feed = self
+                        .camera
+                        .open_video(&request, FEED_WAIT)
+                        .await
+                        .map_err(|e| EndReason::Feed(e.to_string()))?;
+                } else {
+                    self.feed.set_bitrate(kbps.saturating_mul(1000));
+                }
+                if let Ok(mut s) = self.stats.lock() {
+                    s.width = width;
+                    s.height = height;
+                    s.fps = fps;
+                    s.kbps = kbps;
+                    s.transcoding = self.feed.is_transcoding();
+                }
+            }
+            Control::Suspend => self.suspended = true,
+            Control::Resume => {
+                self.suspended = false;
+                self.feed.request_keyframe();
+            }
+            Control::KeyFrame => self.feed.request_keyframe(),
+        }
+        Ok(())
+    }
+
+    async fn send_picture(&mut self, au: &AccessUnit) -> Result<(), EndReason> {
+        if self.suspended {
+            return Ok(());
+        }
+        let first = *self.first_timestamp.get_or_insert(au.timestamp_90k);
+        // RTP time relative to the stream start (the packetizer adds its random offset).
+        let ts = au.timestamp_90k.wrapping_sub(first) as u32;
+        if let Some(ps) = &au.parameter_sets {
+            self.packetizer
+                .set_parameter_sets(ps.sps.clone(), ps.pps.clone());
+        }
+        self.packets.clear();
+        self.packetizer
+            .packetize(&au.nals, ts, &mut self.packets)
+            .map_err(|e| EndReason::Feed(format!("packetize: {e}")))?;
+        let mut bytes = 0u64;
+        let count = self.packets.len() as u64;
+        for packet in std::mem::take(&mut self.packets) {
+            let protected = self
+                .srtp
+                .protect_rtp(&packet)
+                .map_err(|e| EndReason::Feed(format!("SRTP: {e}")))?;
+            bytes += protected.len() as u64;
+            if let Err(e) = self
+                .socket
+                .send_to(&protected, self.params.destination)
+                .await
+            {
+                if !is_transient(&e) {
+                    return Err(EndReason::Socket(e.to_string()));
+                }
+                if let Ok(mut s) = self.stats.lock() {
+                    s.stream.send_errors += 1;
+                }
+            }
+        }
+        let latency = au.received_at.elapsed();
+        if let Ok(mut s) = self.stats.lock() {
+            s.stream.record_frame(au.is_idr, count, bytes, latency);
+            s.first_packet.get_or_insert_with(Instant::now);
+        }
+        Ok(())
+    }
+
+    fn on_rtcp(&mut self, data: &[u8], from: SocketAddr) -> Option<EndReason> {
+        if from.ip() != self.params.destination.ip() {
+            return None;
+        }
+        let Ok(plain) = self.srtp.unprotect_rtcp(data) else {
+            if let Ok(mut s) = self.stats.lock() {
+                s.stream.rtcp_errors += 1;
+            }
+            return None;
+        };
+        let Ok(packets) = parse_compound(&plain) else {
+            return None;
+        };
+        self.rtcp
+            .on_compound(&packets, self.params.ssrc, Instant::now(), ntp_now());
+        if self.rtcp.take_key_frame_request() {
+            self.feed.request_keyframe();
+        }
+        if let Ok(mut s) = self.stats.lock() {
+            s.stream.rtcp_received += 1;
+            s.fraction_lost = self.rtcp.fraction_lost;
+            s.cumulative_lost = self.rtcp.cumulative_lost;
+            s.jitter = self.rtcp.jitter;
+            s.last_rtcp = Some(Instant::now());
+        }
+        self.rtcp.bye.then_some(EndReason::Bye)
+    }
+
+    async fn send_sender_report(&mut self) {
+        let (packets, octets) = (
+            self.packetizer.packet_count(),
+            self.packetizer.payload_octets(),
+        );
+        if packets == 0 {
+            return;
+        }
+        let sr = SenderReport {
+            ssrc: self.params.ssrc,
+            info: SenderInfo {
+                ntp: ntp_now(),
+                rtp_timestamp: self.packetizer.last_rtp_timestamp(),
+                packet_count: packets as u32,
+                octet_count: octets as u32,
+            },
+            reports: Vec::new(),
+        };
+        let mut out = Vec::new();
+        sender_report_compound(&sr, CNAME, &mut out);
+        if let Ok(protected) = self.srtp.protect_rtcp(&out) {
+            let _ = self
+                .socket
+                .send_to(&protected, self.params.destination)
+                .await;
+        }
+    }
+
+    async fn send_bye(&mut self) {
+        let mut out = Vec::new();
+        crate::rtcp::write_bye(self.params.ssrc, &mut out);
+        if let Ok(protected) = self.srtp.protect_rtcp(&out) {
+            let _ = self
+                .socket
+                .send_to(&protected, self.params.destination)
+                .await;
+        }
+    }
+}
+
+fn request_for(params: &StreamParams) -> VideoRequest {
+    VideoRequest {
+        width: params.width,
+        height: params.height,
+        fps: params.fps,
+        bitrate_bps: params.kbps.saturating_mul(1000),
+        max_profile: params.max_profile,
+        force_transcode: params.mode == Mode::Transcode,
+    }
+}
+
+fn feed_error(camera: &Camera, detail: &str) -> crate::Error {
+    crate::Error::new(crate::ErrorKind::Config, camera.main().name()).with_detail(detail, None)
+}
+
+fn ntp_now() -> NtpTimestamp {
+    NtpTimestamp::from_unix(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+/// ICMP port unreachable from a receiver that is not listening yet shows up as a failed send or
+/// receive on Linux; it is not fatal.
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// How long opening a feed waits for the source's first SPS.
+const FEED_WAIT: Duration = Duration::from_secs(5);
+/// Sender Reports never go out more often than this.
+const MIN_RTCP_INTERVAL: Duration = Duration::from_millis(100);
+/// Receive buffer for RTCP.
+const RTCP_BUFFER: usize = 2048;
+/// RTCP SDES CNAME of our streams.
+const CNAME: &str = "hap-bridge";
