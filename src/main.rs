@@ -9,6 +9,7 @@ mod api;
 mod bridge;
 mod cli;
 mod config;
+mod control;
 mod hap;
 mod mdns;
 mod qr;
