@@ -184,6 +184,7 @@ async fn start_server(
     let server = HapServer::create(params, bind, Some(advertiser)).await?;
     let inner = server.inner();
     if !serve {
+        server.shutdown().await;
         println!(
             "hap-bridge: HAP server {} disabled on {}",
             key.as_db(),

@@ -219,6 +219,8 @@ impl HapServer {
     /// Stops accepting, closes every connection and withdraws the mDNS record; the shared state
     /// stays, and [`HapServer::resume`] serves again.
     pub(crate) async fn shutdown(&self) {
+        // A listener bound but never served would still complete TCP handshakes: close it.
+        drop(self.listener.lock().ok().and_then(|mut l| l.take()));
         let _ = self.inner.control.send(Control::Shutdown);
         let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
         if let Some(mut tasks) = tasks {

@@ -18,6 +18,10 @@ pub(crate) struct Bridge {
     pub(crate) hap: SocketAddr,
     pub(crate) api: SocketAddr,
     pub(crate) data_dir: PathBuf,
+    /// The admin API token, when the bridge printed one (first start off loopback).
+    pub(crate) printed_token: Option<String>,
+    /// Whether the bridge started with HomeKit disabled.
+    pub(crate) started_disabled: bool,
     _tmp: Option<TempDir>,
 }
 
@@ -59,6 +63,11 @@ impl Bridge {
 
     /// Starts the bridge on `data_dir` with an optional config file body.
     pub(crate) fn start_in(data_dir: &Path, config: Option<&str>) -> Self {
+        Self::start_with(data_dir, config, "127.0.0.1:0")
+    }
+
+    /// Starts the bridge with its admin API on `api_addr` (a non-loopback bind needs a token).
+    pub(crate) fn start_with(data_dir: &Path, config: Option<&str>, api_addr: &str) -> Self {
         let config_path = data_dir.join("e2e-config.toml");
         let body = config.map_or_else(default_config, str::to_owned);
         std::fs::write(&config_path, body).unwrap();
@@ -71,7 +80,7 @@ impl Bridge {
                 "--hap-port",
                 "0",
                 "--api-addr",
-                "127.0.0.1:0",
+                api_addr,
                 "--bind",
                 "127.0.0.1",
             ])
@@ -91,7 +100,9 @@ impl Bridge {
             }
         });
         let mut hap = None;
-        let mut api = None;
+        let mut api: Option<SocketAddr> = None;
+        let mut printed_token = None;
+        let mut started_disabled = false;
         let deadline = Instant::now() + STARTUP;
         while hap.is_none() || api.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -102,17 +113,34 @@ impl Bridge {
             if let Some(rest) = line.strip_prefix("hap-bridge: HAP server bridge listening on ") {
                 hap = Some(rest.trim().parse().unwrap());
             }
+            if let Some(rest) = line.strip_prefix("hap-bridge: HAP server bridge disabled on ") {
+                hap = Some(rest.trim().parse().unwrap());
+                started_disabled = true;
+            }
+            if let Some(rest) = line.strip_prefix("hap-bridge: admin API token: ") {
+                printed_token = Some(rest.trim().to_owned());
+            }
             if let Some(rest) = line.strip_prefix("hap-bridge: admin API listening on http://") {
                 api = Some(rest.trim().parse().unwrap());
             }
         }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
+        let mut api = api.unwrap();
+        if api.ip().is_unspecified() {
+            api.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let mut hap: SocketAddr = hap.unwrap();
+        if hap.ip().is_unspecified() {
+            hap.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         Self {
             child: Some(child),
-            hap: hap.unwrap(),
-            api: api.unwrap(),
+            hap,
+            api,
             data_dir: data_dir.to_owned(),
+            printed_token,
+            started_disabled,
             _tmp: None,
         }
     }
@@ -155,6 +183,17 @@ impl Bridge {
     pub(crate) fn api_post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
         http(self.api, "POST", path, Some(body))
     }
+
+    /// Any request on the admin API with an optional bearer token: (status, raw body).
+    pub(crate) fn api_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, Vec<u8>) {
+        http_raw(self.api, method, path, body, token)
+    }
 }
 
 impl Drop for Bridge {
@@ -175,24 +214,39 @@ pub(crate) fn http(
     path: &str,
     body: Option<&str>,
 ) -> (u16, serde_json::Value) {
+    let (status, body) = http_raw(addr, method, path, body, None);
+    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// A minimal HTTP/1.1 request: (status, body bytes). Bodies must come with a Content-Length.
+pub(crate) fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let body = body.unwrap_or("");
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
+    // The server may close early (e.g. 413 before the body is read): keep what arrived.
+    let _ = s.read_to_end(&mut resp);
     let text = String::from_utf8_lossy(&resp);
     let status: u16 = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
-    let json = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok())
-        .unwrap_or(serde_json::Value::Null);
-    (status, json)
+    let start = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |i| i + 4);
+    (status, resp[start..].to_vec())
 }
 
 /// How long the binary may take to print its addresses.

@@ -1,0 +1,242 @@
+//! The admin API against the running binary: enable/disable (persisted), status shape, the QR
+//! PNG, pairings, metrics, the token off loopback and request validation.
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use hap_proto::controller::setup::SrpPadding;
+use serde_json::Value;
+
+use crate::controller::{Conn, Identity};
+use crate::util::{Bridge, SETUP_CODE, TempDir};
+
+/// Decodes a QR code PNG to its text.
+fn decode_qr(png: &[u8]) -> String {
+    let img = image::load_from_memory(png).unwrap().to_luma8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+        img.get_pixel(x as u32, y as u32).0[0]
+    });
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().unwrap().1
+}
+
+fn decode_data_uri(uri: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = uri.strip_prefix("data:image/png;base64,").unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
+
+fn hap_accepts(bridge: &Bridge) -> bool {
+    TcpStream::connect_timeout(&bridge.hap, Duration::from_secs(2)).is_ok()
+}
+
+#[test]
+fn status_enable_disable_persist_and_qr() {
+    let tmp = TempDir::new("api-enable");
+    let mut bridge = Bridge::start_in(&tmp.0, None);
+    let (code, status) = bridge.api_get("/api/v1/homekit/status");
+    assert_eq!(code, 200);
+    assert_eq!(status["enabled"], true);
+    assert_eq!(status["running"], true);
+    assert_eq!(status["paired"], false);
+    assert_eq!(status["setup_code"], SETUP_CODE);
+    assert_eq!(status["camera_count"], 1);
+    assert_eq!(status["accessory_count"], 2);
+    assert_eq!(status["active_streams"], 0);
+    assert_eq!(status["transcoder"]["engine"], "openh264");
+    assert!(status["transcoder"]["available"].is_boolean());
+    assert_eq!(status["port"], bridge.hap.port());
+    let uri = status["setup_uri"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with("X-HM://"), "{uri}");
+
+    let (code, png) = bridge.api_request("GET", "/api/v1/homekit/qrcode", None, None);
+    assert_eq!(code, 200);
+    assert_eq!(decode_qr(&png), uri);
+
+    let (code, off) = bridge.api_post("/api/v1/homekit/disable", "");
+    assert_eq!(code, 200, "{off}");
+    assert_eq!(off, serde_json::json!({"enabled": false, "running": false}));
+    assert!(!hap_accepts(&bridge), "HAP stops listening when disabled");
+    let (_, status) = bridge.api_get("/api/v1/homekit/status");
+    assert_eq!(
+        (status["enabled"].clone(), status["running"].clone()),
+        (false.into(), false.into())
+    );
+
+    // The flag persists: the next start leaves HAP off but serves the API.
+    assert!(bridge.stop());
+    let mut bridge = Bridge::start_in(&tmp.0, None);
+    assert!(bridge.started_disabled);
+    assert!(!hap_accepts(&bridge));
+    let (code, status) = bridge.api_get("/api/v1/homekit/status");
+    assert_eq!(code, 200);
+    assert_eq!(status["enabled"], false);
+    assert_eq!(status["running"], false);
+
+    let (code, on) = bridge.api_post("/api/v1/homekit/enable", "");
+    assert_eq!(code, 200, "{on}");
+    assert_eq!(on["enabled"], true);
+    assert_eq!(on["running"], true);
+    assert_eq!(on["port"], bridge.hap.port());
+    assert_eq!(on["setup_code"], SETUP_CODE);
+    let png = decode_data_uri(on["qr_code_data"].as_str().unwrap());
+    assert_eq!(decode_qr(&png), uri, "same identity and setup code");
+    assert!(hap_accepts(&bridge));
+    // Enabling twice is harmless.
+    assert_eq!(bridge.api_post("/api/v1/homekit/enable", "").0, 200);
+
+    // Pairing works after a disable/enable cycle.
+    let me = Identity::new(7);
+    let acc = Conn::open(bridge.hap)
+        .pair_setup(&me, SETUP_CODE, SrpPadding::Strip)
+        .unwrap();
+    let mut s = Conn::open(bridge.hap);
+    s.pair_verify(&me, &acc).unwrap();
+    assert!(bridge.stop());
+}
+
+#[test]
+fn pairings_list_remove_reset_and_metrics() {
+    let bridge = Bridge::start();
+    let (code, list) = bridge.api_get("/api/v1/homekit/pairings");
+    assert_eq!(code, 200);
+    assert_eq!(list["pairings"], serde_json::json!([]));
+
+    let me = Identity::new(1);
+    let acc = Conn::open(bridge.hap)
+        .pair_setup(&me, SETUP_CODE, SrpPadding::Strip)
+        .unwrap();
+    let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
+    let pairings = list["pairings"].as_array().unwrap();
+    assert_eq!(pairings.len(), 1);
+    assert_eq!(pairings[0]["admin"], true);
+    assert_eq!(pairings[0]["server"], "bridge");
+    let id = pairings[0]["id"].as_str().unwrap().to_owned();
+
+    // Paired: no setup code, no QR.
+    let (code, body) = bridge.api_get("/api/v1/homekit/qrcode");
+    assert_eq!(code, 404);
+    assert!(body["error"].as_str().unwrap().contains("paired"), "{body}");
+    let (_, on) = bridge.api_post("/api/v1/homekit/enable", "");
+    assert!(
+        on["setup_code"].is_null() && on["qr_code_data"].is_null(),
+        "{on}"
+    );
+
+    let mut s = Conn::open(bridge.hap);
+    s.pair_verify(&me, &acc).unwrap();
+    let (code, text) = bridge.api_request("GET", "/metrics", None, None);
+    assert_eq!(code, 200);
+    let text = String::from_utf8(text).unwrap();
+    for line in [
+        "hap_bridge_pairings{server=\"bridge\"} 1",
+        "hap_bridge_verified_sessions{server=\"bridge\"} 1",
+        "hap_bridge_accessories{server=\"bridge\"} 2",
+        "hap_bridge_up{server=\"bridge\"} 1",
+        "hap_bridge_snapshots_served_total{server=\"bridge\"} 0",
+        "# TYPE hap_bridge_connections gauge",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+
+    // Unknown id: 404 naming it.
+    let (code, body) = bridge.api_request("DELETE", "/api/v1/homekit/pairings/nobody", None, None);
+    assert_eq!(code, 404);
+    assert!(String::from_utf8_lossy(&body).contains("nobody"));
+
+    // Removing the only (admin) pairing closes its session at once and unpairs.
+    let (code, body) = bridge.api_request(
+        "DELETE",
+        &format!("/api/v1/homekit/pairings/{id}"),
+        None,
+        None,
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["removed"], serde_json::json!([id]));
+    assert_eq!(body["now_unpaired"], serde_json::json!(["bridge"]));
+    assert!(s.closed_within(Duration::from_secs(3)), "session closed");
+    let (_, status) = bridge.api_get("/api/v1/homekit/status");
+    assert_eq!(status["paired"], false);
+    assert_eq!(status["setup_code"], SETUP_CODE);
+
+    // Pair again, then reset: the body must confirm.
+    let acc = Conn::open(bridge.hap)
+        .pair_setup(&me, SETUP_CODE, SrpPadding::Strip)
+        .unwrap();
+    let mut s = Conn::open(bridge.hap);
+    s.pair_verify(&me, &acc).unwrap();
+    for bad in ["", "{}", "{\"confirm\": false}", "{\"confirm\": \"yes\"}"] {
+        let (code, body) = bridge.api_post("/api/v1/homekit/pairings/reset", bad);
+        assert_eq!(code, 400, "{bad}");
+        assert!(
+            body["error"].as_str().unwrap().contains("confirm") || bad.is_empty(),
+            "{bad}: {body}"
+        );
+    }
+    let (code, body) = bridge.api_post("/api/v1/homekit/pairings/reset", "{\"confirm\": true}");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["removed"].as_array().unwrap().len(), 1);
+    assert!(s.closed_within(Duration::from_secs(3)));
+    let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
+    assert_eq!(list["pairings"], serde_json::json!([]));
+}
+
+#[test]
+fn token_required_off_loopback_and_bad_requests() {
+    let tmp = TempDir::new("api-token");
+    let mut bridge = Bridge::start_with(&tmp.0, None, "0.0.0.0:0");
+    let token = bridge
+        .printed_token
+        .clone()
+        .expect("token printed at first start");
+    assert_eq!(token.len(), 64);
+    let path = "/api/v1/homekit/status";
+    for given in [None, Some("wrong"), Some(&token[..63])] {
+        let (code, body) = bridge.api_request("GET", path, None, given);
+        assert_eq!(code, 401, "{given:?}");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
+    }
+    assert_eq!(bridge.api_request("GET", "/metrics", None, None).0, 401);
+    assert_eq!(bridge.api_request("GET", path, None, Some(&token)).0, 200);
+    // The page needs no token (it holds no data).
+    let (code, page) = bridge.api_request("GET", "/", None, None);
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&page).contains("<html"));
+
+    // Oversized and invalid bodies.
+    let big = format!("{{\"confirm\": true, \"pad\": \"{}\"}}", "x".repeat(20_000));
+    let (code, body) = bridge.api_request(
+        "POST",
+        "/api/v1/homekit/pairings/reset",
+        Some(&big),
+        Some(&token),
+    );
+    assert_eq!(code, 413, "{}", String::from_utf8_lossy(&body));
+    let (code, body) = bridge.api_request(
+        "POST",
+        "/api/v1/homekit/cameras/demo/motion",
+        Some("{\"detected\": 1}"),
+        Some(&token),
+    );
+    assert_eq!(code, 422);
+    assert!(String::from_utf8_lossy(&body).contains("detected"));
+    let (code, body) = bridge.api_request("POST", "/api/v1/homekit/status", None, Some(&token));
+    assert_eq!(code, 405);
+    assert!(String::from_utf8_lossy(&body).contains("\"error\""));
+
+    // The generated token is kept and not printed again.
+    assert!(bridge.stop());
+    let bridge = Bridge::start_with(&tmp.0, None, "0.0.0.0:0");
+    assert!(bridge.printed_token.is_none());
+    assert_eq!(bridge.api_request("GET", path, None, Some(&token)).0, 200);
+}
