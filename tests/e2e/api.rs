@@ -240,3 +240,101 @@ fn token_required_off_loopback_and_bad_requests() {
     assert!(bridge.printed_token.is_none());
     assert_eq!(bridge.api_request("GET", path, None, Some(&token)).0, 200);
 }
+
+/// Runs the binary with `args`: (success, stdout, stderr).
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hap-bridge"))
+        .args(args)
+        .env_remove("HAP_BRIDGE_API_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_qr_and_pairings() {
+    let tmp = TempDir::new("api-cli");
+    let mut bridge = Bridge::start_with(&tmp.0, None, "0.0.0.0:0");
+    let token = bridge.printed_token.clone().unwrap();
+    let api = format!("0.0.0.0:{}", bridge.api.port());
+    let state = bridge.data_dir.join("state");
+    let state = state.to_str().unwrap();
+
+    // Running: the store is locked, qr asks the API.
+    let (ok, out, err) = cli(&[
+        "qr",
+        "--data-dir",
+        state,
+        "--api-addr",
+        &api,
+        "--api-token",
+        &token,
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("the bridge is running"), "{err}");
+    assert!(out.contains(&format!("Setup code: {SETUP_CODE}")), "{out}");
+    assert!(out.contains("X-HM://"), "{out}");
+
+    let (ok, _, err) = cli(&["pairings", "list", "--api-addr", &api]);
+    assert!(!ok);
+    assert!(err.contains("--api-token"), "{err}");
+    let me = Identity::new(3);
+    Conn::open(bridge.hap)
+        .pair_setup(&me, SETUP_CODE, SrpPadding::Strip)
+        .unwrap();
+    let (ok, out, err) = cli(&[
+        "pairings",
+        "list",
+        "--api-addr",
+        &api,
+        "--api-token",
+        &token,
+    ]);
+    assert!(ok, "{err}");
+    let line = out.lines().next().unwrap();
+    assert!(line.ends_with("\tadmin\tbridge"), "{out}");
+    let id = line.split('\t').next().unwrap().to_owned();
+    let (ok, _, err) = cli(&[
+        "pairings",
+        "reset",
+        "--api-addr",
+        &api,
+        "--api-token",
+        &token,
+    ]);
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, out, err) = cli(&[
+        "pairings",
+        "remove",
+        &id,
+        "--api-addr",
+        &api,
+        "--api-token",
+        &token,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("removed {id}")), "{out}");
+    assert!(out.contains("bridge is unpaired now"), "{out}");
+    let (ok, out, _) = cli(&[
+        "pairings",
+        "list",
+        "--api-addr",
+        &api,
+        "--api-token",
+        &token,
+    ]);
+    assert!(ok && out.contains("no pairings"), "{out}");
+
+    // Stopped: qr reads the store; pairings says the bridge is not running.
+    assert!(bridge.stop());
+    let (ok, out, err) = cli(&["qr", "--data-dir", state]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("Setup code: {SETUP_CODE}")), "{out}");
+    let (ok, _, err) = cli(&["pairings", "list", "--api-addr", &api]);
+    assert!(!ok);
+    assert!(err.contains("not running"), "{err}");
+}
