@@ -82,13 +82,14 @@ impl Controller {
         self.bridge.is_serving()
     }
 
-    /// Persists "enabled" and serves every server.
+    /// Serves every server and persists "enabled".
     pub(crate) async fn enable(&self) -> anyhow::Result<()> {
         let _op = self.op.lock().await;
-        self.store.set_bridge_enabled(true)?;
         for server in self.servers() {
             server.resume().await?;
         }
+        // Persisted once serving: a failed start leaves the flag as it was.
+        self.store.set_bridge_enabled(true)?;
         tracing::info!("HomeKit enabled");
         Ok(())
     }
