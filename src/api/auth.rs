@@ -62,12 +62,37 @@ pub(crate) fn resolve_token(
     Ok(Some(ApiToken(Zeroizing::new(token))))
 }
 
-/// Refuses requests without the token (401) and bodies announced larger than [`MAX_BODY`] (413).
+/// Refuses cross-origin browser requests (403), requests without the token (401), requests for
+/// a non-loopback host name when no token protects the API (403, against DNS rebinding), and
+/// bodies announced larger than [`MAX_BODY`] (413).
 pub(super) async fn check(
     State(state): State<Arc<ApiState>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let headers = request.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // A page elsewhere may make the browser send simple requests (a POST without preflight):
+    // browsers add Origin to them; the bridge's own page has the API's origin.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let authority = origin.split_once("://").map_or("", |(_, a)| a);
+        if !authority.eq_ignore_ascii_case(host) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "Origin: cross-origin requests are refused",
+            );
+        }
+    }
+    if state.token.is_none() && !is_loopback_host(host) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Host: without a token the API answers only loopback names (localhost, 127.0.0.1, [::1])",
+        );
+    }
     if let Some(token) = &state.token {
         let given = request
             .headers()
@@ -101,6 +126,19 @@ pub(super) async fn check(
     next.run(request).await
 }
 
+/// Whether a `Host` header names the local machine: `localhost`, a loopback address, with or
+/// without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(ip, _)| ip),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Settings key of the generated token.
 const SETTING_TOKEN: &str = "api_token";
 /// Random bytes in a generated token (hex-encoded).
@@ -132,5 +170,29 @@ mod tests {
         assert_eq!(generated.0.len(), 2 * TOKEN_BYTES);
         let again = resolve_token(None, any, &store).unwrap().unwrap();
         assert!(again.matches(&generated.0), "the generated token is kept");
+    }
+
+    #[test]
+    fn loopback_host_names() {
+        for host in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.2:80",
+            "[::1]:8080",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example",
+            "evil.example:8080",
+            "10.0.0.1:8080",
+            "[::2]:1",
+            "localhost.evil",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 }

@@ -338,3 +338,69 @@ fn cli_qr_and_pairings() {
     assert!(!ok);
     assert!(err.contains("not running"), "{err}");
 }
+
+/// Sends `head` (request line and headers, without the final blank line): the status code.
+fn raw_status(addr: std::net::SocketAddr, head: &str) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{head}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap()
+}
+
+#[test]
+fn browser_cross_origin_and_dns_rebinding_refused() {
+    let bridge = Bridge::start();
+    let addr = bridge.api;
+    let port = addr.port();
+    let post = "POST /api/v1/homekit/disable HTTP/1.1";
+    // A page elsewhere making the browser POST (a simple request, no preflight).
+    assert_eq!(
+        raw_status(
+            addr,
+            &format!("{post}\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example")
+        ),
+        403
+    );
+    // DNS rebinding: the browser thinks it talks to evil.example.
+    assert_eq!(
+        raw_status(
+            addr,
+            &format!("{post}\r\nHost: evil.example:{port}\r\nOrigin: http://evil.example:{port}")
+        ),
+        403
+    );
+    assert_eq!(
+        raw_status(
+            addr,
+            &format!("GET /api/v1/homekit/status HTTP/1.1\r\nHost: evil.example:{port}")
+        ),
+        403
+    );
+    let (_, status) = bridge.api_get("/api/v1/homekit/status");
+    assert_eq!(status["running"], true, "nothing was disabled");
+    // The bridge's own page (same origin) and curl (no Origin) are fine.
+    assert_eq!(
+        raw_status(
+            addr,
+            &format!(
+                "GET /api/v1/homekit/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}"
+            )
+        ),
+        200
+    );
+    assert_eq!(
+        raw_status(
+            addr,
+            &format!("GET /api/v1/homekit/status HTTP/1.1\r\nHost: localhost:{port}")
+        ),
+        200
+    );
+}
