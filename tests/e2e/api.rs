@@ -404,3 +404,72 @@ fn browser_cross_origin_and_dns_rebinding_refused() {
         200
     );
 }
+
+#[test]
+fn removing_the_last_admin_removes_every_pairing() {
+    use hap_proto::controller::verify::{add_pairing_request, parse_pairings_status};
+    use hap_proto::pairing::Permissions;
+
+    use crate::controller::TLV;
+
+    let bridge = Bridge::start();
+    let admin = Identity::new(10);
+    let user = Identity::new(11);
+    let acc = Conn::open(bridge.hap)
+        .pair_setup(&admin, SETUP_CODE, SrpPadding::Strip)
+        .unwrap();
+    let mut a = Conn::open(bridge.hap);
+    a.pair_verify(&admin, &acc).unwrap();
+    let add = |a: &mut Conn| {
+        let body = add_pairing_request(
+            &user.id,
+            &user.key.verifying_key().to_bytes(),
+            Permissions::User,
+        );
+        let m = a.call("POST", "/pairings", TLV, &body);
+        assert_eq!(m.status, 200);
+        parse_pairings_status(&m.body).unwrap();
+    };
+    add(&mut a);
+    let user_id = String::from_utf8(user.id.clone()).unwrap();
+    let admin_id = String::from_utf8(admin.id.clone()).unwrap();
+    let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
+    assert_eq!(
+        list["pairings"],
+        serde_json::json!([
+            {"id": admin_id, "admin": true, "server": "bridge"},
+            {"id": user_id, "admin": false, "server": "bridge"},
+        ])
+    );
+
+    // Removing the user leaves the admin and its session.
+    let (code, body) = bridge.api_request(
+        "DELETE",
+        &format!("/api/v1/homekit/pairings/{user_id}"),
+        None,
+        None,
+    );
+    assert_eq!(code, 200);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["removed"], serde_json::json!([user_id]));
+    assert_eq!(body["now_unpaired"], serde_json::json!([]));
+    assert!(!a.closed_within(Duration::from_millis(300)));
+
+    // With the user back, removing the only admin removes the user too (HAP §2.8).
+    add(&mut a);
+    let mut u = Conn::open(bridge.hap);
+    u.pair_verify(&user, &acc).unwrap();
+    let (code, body) = bridge.api_request(
+        "DELETE",
+        &format!("/api/v1/homekit/pairings/{admin_id}"),
+        None,
+        None,
+    );
+    assert_eq!(code, 200);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["removed"], serde_json::json!([admin_id, user_id]));
+    assert!(a.closed_within(Duration::from_secs(3)));
+    assert!(u.closed_within(Duration::from_secs(3)));
+    let (_, status) = bridge.api_get("/api/v1/homekit/status");
+    assert_eq!(status["paired"], false);
+}
