@@ -57,6 +57,17 @@ fn status_enable_disable_persist_and_qr() {
     assert_eq!(code, 200);
     assert_eq!(decode_qr(&png), uri);
 
+    // Disabling closes open connections; enabling again serves on the same port even with
+    // the closed connections in TIME_WAIT.
+    let mut open = Conn::open(bridge.hap);
+    assert_eq!(open.call("GET", "/accessories", None, b"").status, 470);
+    let (code, _) = bridge.api_post("/api/v1/homekit/disable", "");
+    assert_eq!(code, 200);
+    assert!(open.closed_within(Duration::from_secs(3)));
+    assert!(!hap_accepts(&bridge));
+    assert_eq!(bridge.api_post("/api/v1/homekit/enable", "").0, 200);
+    assert!(hap_accepts(&bridge), "same port after re-enable");
+
     let (code, off) = bridge.api_post("/api/v1/homekit/disable", "");
     assert_eq!(code, 200, "{off}");
     assert_eq!(off, serde_json::json!({"enabled": false, "running": false}));
