@@ -1,30 +1,73 @@
-//! The admin API (axum), in the old Python service's shapes: `GET /api/v1/homekit/status` and
-//! the sensor triggers `POST /api/v1/homekit/cameras/{id}/motion|occupancy|doorbell`.
+//! The admin API (axum), in the old Python service's shapes: HomeKit status, enable and
+//! disable, the setup QR code, pairings, the sensor triggers
+//! `POST /api/v1/homekit/cameras/{id}/motion|occupancy|doorbell`, Prometheus `/metrics` and a
+//! small web page at `/`.
 //!
 //! Errors are JSON `{"error": "..."}` with a status code; validation messages name the field.
+//! When a token is set (always on a non-loopback address) every endpoint but the page requires
+//! `Authorization: Bearer <token>`, compared in constant time.
+
+mod auth;
+mod homekit;
+mod metrics;
+
+pub(crate) use auth::{ApiToken, resolve_token};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::{Value as Json, json};
 
-use crate::hap::Inner;
+use crate::control::Controller;
 use crate::sensors::{SensorError, Sensors};
 
 /// What the API reads and drives.
 pub(crate) struct ApiState {
-    /// The bridge's HAP server.
-    pub(crate) bridge: Arc<Inner>,
+    /// The HAP servers.
+    pub(crate) control: Arc<Controller>,
     /// Camera sensors.
     pub(crate) sensors: Arc<Sensors>,
     /// The bridge's configured name.
     pub(crate) bridge_name: String,
+    /// The configured cameras.
+    pub(crate) cameras: Vec<CameraInfo>,
+    /// Video streams running now (filled by the camera pipeline).
+    pub(crate) active_streams: Arc<AtomicUsize>,
+    /// The video transcoder.
+    pub(crate) transcoder: Transcoder,
+    /// The bearer token every request must carry, if any.
+    pub(crate) token: Option<ApiToken>,
+}
+
+/// A configured camera, as the API shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct CameraInfo {
+    /// Camera id.
+    pub(crate) id: String,
+    /// Accessory name.
+    pub(crate) name: String,
+    /// `bridged` or `standalone`.
+    pub(crate) mode: &'static str,
+    /// Whether it is exposed.
+    pub(crate) enabled: bool,
+    /// Its sensors: `motion`, `occupancy`, `doorbell`.
+    pub(crate) sensors: Vec<&'static str>,
+}
+
+/// The video transcoder, as `/status` reports it.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub(crate) struct Transcoder {
+    /// Encoder name.
+    pub(crate) engine: &'static str,
+    /// Whether it can be used.
+    pub(crate) available: bool,
 }
 
 /// Binds the API and serves it until `shutdown` resolves. Returns the bound address at once.
@@ -50,33 +93,55 @@ pub(crate) async fn serve(
 }
 
 fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/api/v1/homekit/status", get(status))
-        .route("/api/v1/homekit/cameras/{id}/motion", post(motion))
-        .route("/api/v1/homekit/cameras/{id}/occupancy", post(occupancy))
-        .route("/api/v1/homekit/cameras/{id}/doorbell", post(doorbell))
+    let h = "/api/v1/homekit";
+    let api = Router::new()
+        .route(&format!("{h}/status"), get(homekit::status))
+        .route(&format!("{h}/enable"), post(homekit::enable))
+        .route(&format!("{h}/disable"), post(homekit::disable))
+        .route(&format!("{h}/qrcode"), get(homekit::qrcode))
+        .route(&format!("{h}/cameras"), get(homekit::cameras))
+        .route(&format!("{h}/pairings"), get(homekit::pairings))
+        .route(
+            &format!("{h}/pairings/reset"),
+            post(homekit::reset_pairings),
+        )
+        .route(
+            &format!("{h}/pairings/{{id}}"),
+            delete(homekit::remove_pairing),
+        )
+        .route(&format!("{h}/cameras/{{id}}/motion"), post(motion))
+        .route(&format!("{h}/cameras/{{id}}/occupancy"), post(occupancy))
+        .route(&format!("{h}/cameras/{{id}}/doorbell"), post(doorbell))
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this endpoint",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check,
+        ));
+    // The page holds no data (it asks the API, with the token it is given): no token needed.
+    Router::new()
+        .route("/", get(page))
+        .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-async fn status(State(state): State<Arc<ApiState>>) -> Response {
-    let bridge = &state.bridge;
-    let setup = bridge.setup_info();
-    let body = json!({
-        "enabled": true,
-        "running": true,
-        "paired": setup.is_none(),
-        "accessory_count": bridge.accessory_count(),
-        "bridge_name": state.bridge_name,
-        "setup_code": setup.as_ref().map(|(code, _)| code.clone()),
-        "setup_uri": setup.as_ref().map(|(_, uri)| uri.clone()),
-        "port": bridge.local_addr.port(),
-        "connections": bridge.connections.load(std::sync::atomic::Ordering::Relaxed),
-        "verified_sessions": bridge.verified.load(std::sync::atomic::Ordering::Relaxed),
-        "error": Json::Null,
-    });
-    (StatusCode::OK, axum::Json(body)).into_response()
+/// The web page.
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        PAGE,
+    )
+        .into_response()
 }
 
 async fn motion(
@@ -157,9 +222,11 @@ fn sensor_error(e: &SensorError) -> Response {
     error(code, &e.to_string())
 }
 
-fn error(code: StatusCode, message: &str) -> Response {
+pub(crate) fn error(code: StatusCode, message: &str) -> Response {
     (code, axum::Json(json!({"error": message}))).into_response()
 }
 
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 16 * 1024;
+/// The web page at `/`.
+const PAGE: &str = include_str!("api/index.html");

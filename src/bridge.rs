@@ -9,9 +9,10 @@ use std::time::Duration;
 use hap_proto::setup::Category;
 
 use crate::accessories::{self, Built};
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiState, CameraInfo, Transcoder};
 use crate::cli::Cli;
 use crate::config::{CameraMode, Config};
+use crate::control::Controller;
 use crate::hap::{HapServer, ServerParams};
 use crate::mdns::Advertiser;
 use crate::sensors::Sensors;
@@ -27,6 +28,11 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--setup-code: {e}"))?;
     }
     let advertiser = Advertiser::new(&config.bridge.mdns_interfaces)?;
+    // HomeKit disabled through the admin API: the servers are set up but do not serve.
+    let serve = store.bridge_enabled()?;
+    if !serve {
+        println!("hap-bridge: HomeKit is disabled; enable it with POST /api/v1/homekit/enable");
+    }
 
     let bind_ip = config
         .bridge
@@ -48,6 +54,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
         SocketAddr::new(bind_ip, config.bridge.port),
         cli.setup_code.as_deref(),
         &advertiser,
+        serve,
     )
     .await?;
     let mut sensor_list: Vec<_> = built
@@ -79,6 +86,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
             SocketAddr::new(bind_ip, cam.port.unwrap_or(0)),
             None,
             &advertiser,
+            serve,
         )
         .await?;
         sensor_list.extend(
@@ -96,10 +104,29 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
     ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let token = api::resolve_token(config.api.token.as_deref(), cli.api_addr, &store)?;
+    let mut servers = servers.into_iter();
+    let bridge_server = servers
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the bridge's HAP server is missing"))?;
+    let control = Arc::new(Controller::new(
+        bridge_server,
+        servers.collect(),
+        store.clone(),
+    ));
     let api_state = Arc::new(ApiState {
-        bridge: servers[0].inner().clone(),
+        control: control.clone(),
         sensors,
         bridge_name: config.bridge.name.clone(),
+        cameras: config.cameras.iter().map(camera_info).collect(),
+        // TODO(lead): hand this counter to the camera pipeline (streams running now).
+        active_streams: Arc::default(),
+        // TODO(lead): report the real encoder once media transcodes.
+        transcoder: Transcoder {
+            engine: "openh264",
+            available: false,
+        },
+        token,
     });
     let mut api_stop = stop_rx.clone();
     let (api_addr, api_task) = api::serve(cli.api_addr, api_state, async move {
@@ -111,9 +138,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    for server in &servers {
-        server.shutdown().await;
-    }
+    control.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
     advertiser.shutdown();
     drop(stop_rx);
@@ -132,6 +157,7 @@ async fn start_server(
     bind: SocketAddr,
     setup_code_override: Option<&str>,
     advertiser: &Advertiser,
+    serve: bool,
 ) -> anyhow::Result<HapServer> {
     let mut rng = rand::rng();
     let record = store.server(&key, &mut rng, setup_adapter::generate)?;
@@ -155,8 +181,18 @@ async fn start_server(
         db,
         config_number,
     };
-    let server = HapServer::start(params, bind, Some(advertiser)).await?;
+    let server = HapServer::create(params, bind, Some(advertiser)).await?;
     let inner = server.inner();
+    if !serve {
+        server.shutdown().await;
+        println!(
+            "hap-bridge: HAP server {} disabled on {}",
+            key.as_db(),
+            inner.local_addr
+        );
+        return Ok(server);
+    }
+    server.resume().await?;
     println!(
         "hap-bridge: HAP server {} listening on {}",
         key.as_db(),
@@ -174,6 +210,27 @@ async fn start_server(
         None => println!("{name}: paired"),
     }
     Ok(server)
+}
+
+fn camera_info(cam: &crate::config::CameraConfig) -> CameraInfo {
+    let s = &cam.sensors;
+    CameraInfo {
+        id: cam.id.clone(),
+        name: cam.name.clone(),
+        mode: match cam.mode {
+            CameraMode::Bridged => "bridged",
+            CameraMode::Standalone => "standalone",
+        },
+        enabled: cam.enabled,
+        sensors: [
+            (s.motion, "motion"),
+            (s.occupancy, "occupancy"),
+            (s.doorbell, "doorbell"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect(),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -18,9 +18,17 @@ pub(crate) struct Cli {
     /// HAP TCP port of the bridge (overrides bridge.port).
     #[arg(long, value_name = "PORT")]
     pub(crate) hap_port: Option<u16>,
-    /// Address of the admin API.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    /// Address of the admin API (the bridge listens there; `qr` and `pairings` connect there).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub(crate) api_addr: SocketAddr,
+    /// Admin API token for `qr` and `pairings` (or set `HAP_BRIDGE_API_TOKEN`).
+    #[arg(long, value_name = "TOKEN", global = true)]
+    pub(crate) api_token: Option<String>,
     /// Setup code `XXX-XX-XXX` to use instead of the stored one (applied while unpaired).
     #[arg(long, value_name = "CODE")]
     pub(crate) setup_code: Option<String>,
@@ -40,13 +48,13 @@ pub(crate) enum Command {
         /// The file to check.
         file: PathBuf,
     },
-    /// Show or manage the stored pairings (not implemented yet).
+    /// Show or manage the pairings of the running bridge (through its admin API).
     Pairings {
         /// What to do with them.
         #[command(subcommand)]
         action: PairingsAction,
     },
-    /// Print the setup QR code and setup code (not implemented yet).
+    /// Print the bridge's setup code and QR code while unpaired.
     Qr,
     /// Stream a camera to a file or UDP target for testing (not implemented yet).
     Stream {
@@ -67,7 +75,11 @@ pub(crate) enum PairingsAction {
         id: String,
     },
     /// Remove every pairing (the accessories become unpaired).
-    Reset,
+    Reset {
+        /// Confirm: without it nothing is removed.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[cfg(test)]

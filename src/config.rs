@@ -24,6 +24,27 @@ pub(crate) struct Config {
     /// Sensor timings.
     #[serde(default)]
     pub(crate) timings: Timings,
+    /// The admin API.
+    #[serde(default)]
+    pub(crate) api: ApiConfig,
+}
+
+/// `[api]`: the admin API.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ApiConfig {
+    /// Bearer token the API requires (`Authorization: Bearer ...`). Without it the API needs
+    /// none on a loopback address and generates one (kept in the store) on any other.
+    pub(crate) token: Option<String>,
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token is a secret.
+        f.debug_struct("ApiConfig")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// `[bridge]`: the bridge accessory (aid 1) and its HAP server.
@@ -257,6 +278,7 @@ impl Default for Config {
                 always_on: false,
             }],
             timings: Timings::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -305,6 +327,20 @@ impl Config {
         }
         check_name("bridge.manufacturer", &b.manufacturer)?;
         check_name("bridge.model", &b.model)?;
+        if let Some(token) = &self.api.token {
+            if token.len() < MIN_API_TOKEN || token.len() > MAX_API_TOKEN {
+                return Err(invalid(
+                    "api.token",
+                    format!("must be {MIN_API_TOKEN} to {MAX_API_TOKEN} characters long"),
+                ));
+            }
+            if !token.bytes().all(|c| c.is_ascii_graphic()) {
+                return Err(invalid(
+                    "api.token",
+                    "must be printable ASCII without spaces",
+                ));
+            }
+        }
         if b.data_dir.as_os_str().is_empty() {
             return Err(invalid("bridge.data_dir", "must not be empty"));
         }
@@ -506,6 +542,10 @@ const MAX_CAMERA_ID_LEN: usize = 32;
 const MAX_NAME_CHARS: usize = 64;
 /// A bridge exposes at most 150 accessories: itself + 149 (HAP §6.1).
 const MAX_BRIDGED_CAMERAS: usize = 149;
+/// Shortest accepted `api.token`.
+const MIN_API_TOKEN: usize = 16;
+/// Longest accepted `api.token`.
+const MAX_API_TOKEN: usize = 256;
 
 #[cfg(test)]
 mod tests;

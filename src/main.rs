@@ -5,10 +5,12 @@
 #![forbid(unsafe_code)]
 
 mod accessories;
+mod admin_cli;
 mod api;
 mod bridge;
 mod cli;
 mod config;
+mod control;
 mod hap;
 mod mdns;
 mod qr;
@@ -39,7 +41,11 @@ fn main() -> ExitCode {
         .init();
     match &cli.command {
         Some(Command::CheckConfig { file }) => check_config(file),
-        Some(Command::Pairings { .. } | Command::Qr | Command::Stream { .. }) => {
+        Some(Command::Pairings { action }) => report(admin_cli::pairings(&cli, action)),
+        Some(Command::Qr) => {
+            report(load_config(&cli).and_then(|c| admin_cli::qr(&cli, &c.bridge.data_dir)))
+        }
+        Some(Command::Stream { .. }) => {
             eprintln!("hap-bridge: this command is not implemented yet");
             ExitCode::FAILURE
         }
@@ -50,6 +56,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hap-bridge: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -108,7 +124,8 @@ fn summary(config: &Config) -> String {
     out
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+/// The configuration file (or the default) with the command-line overrides applied.
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path)?,
         None => {
@@ -128,6 +145,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     config
         .validate()
         .context("after applying command-line options")?;
+    Ok(config)
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(RUNTIME_THREADS)
         .enable_all()

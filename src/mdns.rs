@@ -34,7 +34,8 @@ pub(crate) enum Error {
     },
 }
 
-/// The process's mDNS responder, limited to the configured interfaces.
+/// The process's mDNS responder, limited to the configured interfaces (clones share it).
+#[derive(Clone)]
 pub(crate) struct Advertiser {
     daemon: ServiceDaemon,
 }

@@ -637,13 +637,11 @@ impl Store {
     }
 
     /// Whether HomeKit is enabled (the admin API's enable/disable); `true` until set.
-    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn bridge_enabled(&self) -> Result<bool, Error> {
         Ok(self.setting(SETTING_ENABLED)?.is_none_or(|v| v == "true"))
     }
 
     /// Persists the enabled flag.
-    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn set_bridge_enabled(&self, enabled: bool) -> Result<(), Error> {
         self.set_setting(SETTING_ENABLED, if enabled { "true" } else { "false" })
     }
@@ -872,7 +870,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first AID given to a bridged accessory (1 is the primary accessory, HAP §6.1).
 const FIRST_BRIDGED_AID: i64 = 2;
 /// Settings key of the enabled flag.
-#[allow(dead_code)] // TODO(#5): the persisted enable/disable flag
 const SETTING_ENABLED: &str = "enabled";
 
 const SCHEMA_V1: &str = "

@@ -331,3 +331,15 @@ fn line_column_counts_characters() {
     assert_eq!(line_column("é\nx", 3), (2, 1));
     assert_eq!(line_column("éx", 2), (1, 2));
 }
+
+#[test]
+fn api_token_is_validated_and_masked() {
+    let config = Config::parse("[api]\ntoken = \"0123456789abcdef-secret\"\n", "t").unwrap();
+    assert_eq!(config.api.token.as_deref(), Some("0123456789abcdef-secret"));
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("secret"), "{debug}");
+    let e = Config::parse("[api]\ntoken = \"short\"\n", "t").unwrap_err();
+    assert!(e.to_string().contains("api.token"), "{e}");
+    let e = Config::parse("[api]\ntoken = \"0123456789abcdef with space\"\n", "t").unwrap_err();
+    assert!(e.to_string().contains("api.token"), "{e}");
+}

@@ -175,10 +175,12 @@ fn handle_event(
                 now: Instant::now(),
                 rng: &mut shared.rng,
             };
-            conn.respond_resource(
-                Err(hap_proto::db::HapStatus::RESOURCE_DOES_NOT_EXIST),
-                &mut cx,
-            );
+            let image = Err(hap_proto::db::HapStatus::RESOURCE_DOES_NOT_EXIST);
+            if image.is_ok() {
+                // Counted for the admin API's /metrics.
+                inner.snapshots_served.fetch_add(1, Ordering::Relaxed);
+            }
+            conn.respond_resource(image, &mut cx);
         }
     }
 }

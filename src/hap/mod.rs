@@ -74,10 +74,17 @@ enum Announce {
     Paired(bool),
 }
 
-/// A running HAP server.
+/// A HAP server. It can stop serving (listener, connections and mDNS record gone) and resume
+/// with the same shared state, so that everything holding its [`Inner`] stays valid.
 pub(crate) struct HapServer {
     inner: Arc<Inner>,
+    /// The listener and mDNS tasks while serving.
     tasks: Mutex<Option<JoinSet<()>>>,
+    /// The listener bound at creation, taken by the first [`HapServer::resume`].
+    listener: Mutex<Option<TcpListener>>,
+    advertiser: Option<Advertiser>,
+    spec: ServiceSpec,
+    txt: TxtParams,
 }
 
 pub(crate) struct Inner {
@@ -86,18 +93,20 @@ pub(crate) struct Inner {
     pub(crate) shared: Mutex<Shared>,
     pub(crate) changes: broadcast::Sender<(Option<u64>, Change)>,
     pub(crate) control: broadcast::Sender<Control>,
-    announce: mpsc::UnboundedSender<Announce>,
+    announce: Mutex<mpsc::UnboundedSender<Announce>>,
     pub(crate) local_addr: SocketAddr,
     pub(crate) setup_id: SetupId,
     pub(crate) category: Category,
     next_conn: AtomicU64,
     pub(crate) connections: AtomicUsize,
     pub(crate) verified: AtomicUsize,
+    /// Snapshots answered with an image (`POST /resource`, HAP §11.5).
+    pub(crate) snapshots_served: AtomicU64,
 }
 
 impl HapServer {
-    /// Binds the listener, registers the mDNS record and starts accepting connections.
-    pub(crate) async fn start(
+    /// Binds the listener (fixing the port) but does not serve until [`HapServer::resume`].
+    pub(crate) async fn create(
         params: ServerParams,
         bind: SocketAddr,
         advertiser: Option<&Advertiser>,
@@ -109,7 +118,7 @@ impl HapServer {
         let paired = params.store.is_paired();
         let (changes, _) = broadcast::channel(CHANGE_QUEUE);
         let (control, _) = broadcast::channel(CONTROL_QUEUE);
-        let (announce, announce_rx) = mpsc::unbounded_channel();
+        let (announce, _) = mpsc::unbounded_channel();
         let txt_params = TxtParams {
             model: params.model.clone(),
             device_id: params.identity.device_id,
@@ -118,16 +127,10 @@ impl HapServer {
             category: params.category.0,
             setup_hash: Some(setup_hash(&params.setup_id, &params.identity.device_id)),
         };
-        let registration = match advertiser {
-            Some(adv) => {
-                let spec = ServiceSpec {
-                    name: params.name.clone(),
-                    device_id: params.identity.device_id,
-                    port: local_addr.port(),
-                };
-                Some(adv.register(&spec, &txt_record(&txt_params))?)
-            }
-            None => None,
+        let spec = ServiceSpec {
+            name: params.name.clone(),
+            device_id: params.identity.device_id,
+            port: local_addr.port(),
         };
         let inner = Arc::new(Inner {
             key: params.key,
@@ -142,26 +145,70 @@ impl HapServer {
             }),
             changes,
             control,
-            announce,
+            announce: Mutex::new(announce),
             local_addr,
             setup_id: params.setup_id,
             category: params.category,
             next_conn: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             verified: AtomicUsize::new(0),
+            snapshots_served: AtomicU64::new(0),
         });
-        let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(inner.clone(), listener));
-        tasks.spawn(announce_loop(
-            registration,
-            txt_params,
-            announce_rx,
-            inner.control.subscribe(),
-        ));
         Ok(Self {
             inner,
-            tasks: Mutex::new(Some(tasks)),
+            tasks: Mutex::new(None),
+            listener: Mutex::new(Some(listener)),
+            advertiser: advertiser.cloned(),
+            spec,
+            txt: txt_params,
         })
+    }
+
+    /// Starts serving: listens (again) on the same address, registers the mDNS record with the
+    /// current pairing state and accepts connections. Does nothing while serving.
+    pub(crate) async fn resume(&self) -> anyhow::Result<()> {
+        if self.is_serving() {
+            return Ok(());
+        }
+        let bound = self.listener.lock().ok().and_then(|mut l| l.take());
+        let listener = match bound {
+            Some(listener) => listener,
+            None => {
+                let addr = self.inner.local_addr;
+                TcpListener::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("{}: cannot listen on {addr}: {e}", self.inner.key.as_db())
+                })?
+            }
+        };
+        let mut txt = self.txt.clone();
+        txt.paired = self.inner.lock().store.is_paired();
+        let registration = match &self.advertiser {
+            Some(adv) => Some(adv.register(&self.spec, &txt_record(&txt))?),
+            None => None,
+        };
+        let (announce, announce_rx) = mpsc::unbounded_channel();
+        *self
+            .inner
+            .announce
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = announce;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(self.inner.clone(), listener));
+        tasks.spawn(announce_loop(
+            registration,
+            txt,
+            announce_rx,
+            self.inner.control.subscribe(),
+        ));
+        if let Ok(mut slot) = self.tasks.lock() {
+            *slot = Some(tasks);
+        }
+        Ok(())
+    }
+
+    /// Whether the server accepts connections now.
+    pub(crate) fn is_serving(&self) -> bool {
+        self.tasks.lock().is_ok_and(|t| t.is_some())
     }
 
     /// The shared inner state (for the admin API and the camera glue).
@@ -169,8 +216,11 @@ impl HapServer {
         &self.inner
     }
 
-    /// Stops accepting, closes every connection and withdraws the mDNS record.
+    /// Stops accepting, closes every connection and withdraws the mDNS record; the shared state
+    /// stays, and [`HapServer::resume`] serves again.
     pub(crate) async fn shutdown(&self) {
+        // A listener bound but never served would still complete TCP handshakes: close it.
+        drop(self.listener.lock().ok().and_then(|mut l| l.take()));
         let _ = self.inner.control.send(Control::Shutdown);
         let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
         if let Some(mut tasks) = tasks {
@@ -226,8 +276,12 @@ impl Inner {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn pairing_changed(&self, paired: bool) {
-        let _ = self.announce.send(Announce::Paired(paired));
+    pub(crate) fn pairing_changed(&self, paired: bool) {
+        let announce = self
+            .announce
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = announce.send(Announce::Paired(paired));
     }
 }
 

@@ -32,6 +32,10 @@ pub(crate) struct Bridge {
     /// The directory holding the config file and the state directory (`state/`).
     pub(crate) data_dir: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
+    /// The admin API token, when the bridge printed one (first start off loopback).
+    pub(crate) printed_token: Option<String>,
+    /// Whether the bridge started with HomeKit disabled.
+    pub(crate) started_disabled: bool,
     _tmp: Option<TempDir>,
 }
 
@@ -47,6 +51,11 @@ impl Bridge {
     /// Starts the bridge on `data_dir` (kept; restart tests reuse it) with a config file body
     /// (`None`: [`default_config`]). Panics with the bridge's output if it does not come up.
     pub(crate) fn start_in(data_dir: &Path, config: Option<&str>) -> Self {
+        Self::start_with(data_dir, config, "127.0.0.1:0")
+    }
+
+    /// Starts the bridge with its admin API on `api_addr` (a non-loopback bind needs a token).
+    pub(crate) fn start_with(data_dir: &Path, config: Option<&str>, api_addr: &str) -> Self {
         let config_path = data_dir.join("e2e-config.toml");
         let body = config.map_or_else(default_config, str::to_owned);
         std::fs::write(&config_path, body).unwrap();
@@ -59,7 +68,7 @@ impl Bridge {
                 "--hap-port",
                 "0",
                 "--api-addr",
-                "127.0.0.1:0",
+                api_addr,
                 "--bind",
                 "127.0.0.1",
             ])
@@ -98,13 +107,20 @@ impl Bridge {
         });
 
         let deadline = Instant::now() + STARTUP;
-        let (mut hap, mut api) = (None, None);
+        let (mut hap, mut api): (Option<SocketAddr>, Option<SocketAddr>) = (None, None);
+        let mut printed_token = None;
+        let mut started_disabled = false;
         while hap.is_none() || api.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix(HAP_LINE) {
                         hap = Some(parse_addr(rest, &line));
+                    } else if let Some(rest) = line.strip_prefix(HAP_DISABLED_LINE) {
+                        hap = Some(parse_addr(rest, &line));
+                        started_disabled = true;
+                    } else if let Some(rest) = line.strip_prefix(TOKEN_LINE) {
+                        printed_token = Some(rest.trim().to_owned());
                     } else if let Some(rest) = line.strip_prefix(API_LINE) {
                         api = Some(parse_addr(rest, &line));
                     }
@@ -112,15 +128,22 @@ impl Bridge {
                 Err(why) => startup_failed(&mut child, why, &log),
             }
         }
-        let (Some(hap), Some(api)) = (hap, api) else {
+        let (Some(mut hap), Some(mut api)) = (hap, api) else {
             unreachable!("the loop only ends with both addresses")
         };
+        for addr in [&mut hap, &mut api] {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+        }
         Self {
             child: Some(child),
             hap,
             api,
             data_dir: data_dir.to_owned(),
             log,
+            printed_token,
+            started_disabled,
             _tmp: None,
         }
     }
@@ -171,6 +194,17 @@ impl Bridge {
         http(self.api, "POST", path, Some(body))
     }
 
+    /// Any request on the admin API with an optional bearer token: (status, raw body).
+    pub(crate) fn api_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, Vec<u8>) {
+        http_raw(self.api, method, path, body, token)
+    }
+
     /// `GET /api/v1/homekit/status`, asserting 200.
     pub(crate) fn status(&self) -> serde_json::Value {
         let (code, body) = self.api_get("/api/v1/homekit/status");
@@ -216,6 +250,34 @@ pub(crate) fn http(
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// A minimal HTTP/1.1 request with an optional bearer token: (status, body bytes).
+pub(crate) fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).unwrap();
+    s.set_read_timeout(Some(HTTP_TIMEOUT)).unwrap();
+    let body = body.unwrap_or("");
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    // The server may close early (e.g. 413 before the body is read): keep what arrived.
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    let status: u16 = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
+    let start = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |i| i + 4);
+    (status, resp[start..].to_vec())
 }
 
 /// [`http`] with the body as text, and errors as values.
@@ -435,6 +497,8 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
 /// The stdout line prefixes of the binary's contract.
 const HAP_LINE: &str = "hap-bridge: HAP server bridge listening on ";
 const API_LINE: &str = "hap-bridge: admin API listening on ";
+const HAP_DISABLED_LINE: &str = "hap-bridge: HAP server bridge disabled on ";
+const TOKEN_LINE: &str = "hap-bridge: admin API token: ";
 /// How long the binary may take to print its addresses (debug build, busy 2-core machine).
 const STARTUP: Duration = Duration::from_secs(30);
 /// How long SIGTERM may take before the bridge is killed.

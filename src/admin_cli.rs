@@ -1,0 +1,238 @@
+//! `hap-bridge qr` and `hap-bridge pairings ...`.
+//!
+//! The running bridge holds the state store's lock, so `pairings` talks to its admin API
+//! (`--api-addr`, token from `--api-token` or `HAP_BRIDGE_API_TOKEN`). `qr` reads the store when
+//! no bridge runs, and asks the admin API when one does.
+
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hap_proto::setup::{Category, setup_uri};
+use serde_json::Value as Json;
+
+use crate::cli::{Cli, PairingsAction};
+use crate::store::{self, ServerKey, Store};
+
+/// `hap-bridge pairings ...` against the running bridge.
+pub(crate) fn pairings(cli: &Cli, action: &PairingsAction) -> anyhow::Result<()> {
+    let api = ApiClient::new(cli);
+    match action {
+        PairingsAction::List => {
+            let list = api.json("GET", "/api/v1/homekit/pairings", None)?;
+            let pairings = list["pairings"].as_array().cloned().unwrap_or_default();
+            if pairings.is_empty() {
+                println!("no pairings");
+            }
+            for p in pairings {
+                println!(
+                    "{}\t{}\t{}",
+                    p["id"].as_str().unwrap_or("?"),
+                    if p["admin"] == true { "admin" } else { "user" },
+                    p["server"].as_str().unwrap_or("?"),
+                );
+            }
+        }
+        PairingsAction::Remove { id } => {
+            let reply = api.json(
+                "DELETE",
+                &format!("/api/v1/homekit/pairings/{}", percent_encode(id)),
+                None,
+            )?;
+            print_removed(&reply);
+        }
+        PairingsAction::Reset { yes } => {
+            if !yes {
+                anyhow::bail!(
+                    "pairings reset removes every pairing (the Home app loses the accessories): \
+                     run it again with --yes"
+                );
+            }
+            let reply = api.json(
+                "POST",
+                "/api/v1/homekit/pairings/reset",
+                Some(r#"{"confirm": true}"#),
+            )?;
+            print_removed(&reply);
+        }
+    }
+    Ok(())
+}
+
+fn print_removed(reply: &Json) {
+    for id in reply["removed"].as_array().into_iter().flatten() {
+        println!("removed {}", id.as_str().unwrap_or("?"));
+    }
+    for server in reply["now_unpaired"].as_array().into_iter().flatten() {
+        println!("{} is unpaired now", server.as_str().unwrap_or("?"));
+    }
+}
+
+/// `hap-bridge qr`: the bridge's setup code, URI and QR code, from the store or the running
+/// bridge.
+pub(crate) fn qr(cli: &Cli, data_dir: &Path) -> anyhow::Result<()> {
+    let (code, uri) = match Store::open(data_dir) {
+        Ok(store) => {
+            let Some(record) = store.server_record(&ServerKey::Bridge)? else {
+                anyhow::bail!(
+                    "{}: no bridge identity yet; start the bridge once to create it",
+                    store.path().display()
+                );
+            };
+            if !store.pairings(&ServerKey::Bridge)?.is_empty() {
+                println!("the bridge is paired: the setup code is only shown while unpaired");
+                return Ok(());
+            }
+            let (code, id) = crate::setup_adapter::parse(&record.setup, "bridge")?;
+            let uri = setup_uri(&code, &id, Category::BRIDGE);
+            (code.as_str().to_owned(), uri)
+        }
+        Err(store::Error::Locked { path }) => {
+            eprintln!(
+                "hap-bridge: the bridge is running (it holds the lock on {}); asking its admin \
+                 API at {}",
+                path.display(),
+                cli.api_addr
+            );
+            let status = ApiClient::new(cli).json("GET", "/api/v1/homekit/status", None)?;
+            match (status["setup_code"].as_str(), status["setup_uri"].as_str()) {
+                (Some(code), Some(uri)) => (code.to_owned(), uri.to_owned()),
+                _ => {
+                    println!("the bridge is paired: the setup code is only shown while unpaired");
+                    return Ok(());
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!("Setup code: {code}");
+    println!("Setup URI:  {uri}");
+    println!("{}", crate::qr::terminal(&uri));
+    Ok(())
+}
+
+/// A tiny blocking HTTP/1.1 client for the admin API.
+struct ApiClient {
+    addr: SocketAddr,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    fn new(cli: &Cli) -> Self {
+        let mut addr = cli.api_addr;
+        // A bridge listening on every address is reached on loopback.
+        match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => addr.set_ip(Ipv4Addr::LOCALHOST.into()),
+            IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(Ipv6Addr::LOCALHOST.into()),
+            _ => {}
+        }
+        let token = cli
+            .api_token
+            .clone()
+            .or_else(|| std::env::var(TOKEN_ENV).ok())
+            .filter(|t| !t.is_empty());
+        Self { addr, token }
+    }
+
+    /// One request; a non-2xx reply becomes an error with the API's message.
+    fn json(&self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<Json> {
+        let (status, body) = self.request(method, path, body)?;
+        let json: Json = serde_json::from_slice(&body).unwrap_or(Json::Null);
+        let message = json["error"].as_str().unwrap_or("(no message)");
+        match status {
+            200..=299 => Ok(json),
+            401 => anyhow::bail!(
+                "the admin API at {} refused the token ({message}): pass --api-token or set \
+                 {TOKEN_ENV}",
+                self.addr
+            ),
+            _ => anyhow::bail!("{method} {path}: HTTP {status}: {message}"),
+        }
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        let mut s = TcpStream::connect_timeout(&self.addr, TIMEOUT).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                anyhow::anyhow!(
+                    "the bridge is not running: nothing listens on its admin API at {} \
+                     (start it, or pass the --api-addr it uses)",
+                    self.addr
+                )
+            } else {
+                anyhow::anyhow!("cannot reach the admin API at {}: {e}", self.addr)
+            }
+        })?;
+        s.set_read_timeout(Some(TIMEOUT))?;
+        s.set_write_timeout(Some(TIMEOUT))?;
+        let body = body.unwrap_or("");
+        let auth = self
+            .token
+            .as_ref()
+            .map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        s.write_all(request.as_bytes())
+            .with_context(|| format!("admin API at {}: cannot send", self.addr))?;
+        let mut reply = Vec::new();
+        s.take(MAX_REPLY)
+            .read_to_end(&mut reply)
+            .with_context(|| format!("admin API at {}: cannot read the reply", self.addr))?;
+        parse_reply(&reply)
+            .ok_or_else(|| anyhow::anyhow!("admin API at {}: not an HTTP reply", self.addr))
+    }
+}
+
+/// Status and body of a `Connection: close` HTTP/1.1 reply with a Content-Length body.
+fn parse_reply(reply: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let split = reply.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(reply.get(..split)?).ok()?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let body = reply.get(split.checked_add(4)?..)?.to_vec();
+    Some((status, body))
+}
+
+/// Percent-encodes a path segment (RFC 3986 unreserved characters stay).
+fn percent_encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Environment variable with the admin API token.
+const TOKEN_ENV: &str = "HAP_BRIDGE_API_TOKEN";
+/// Connect, read and write timeout of the client.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest reply read.
+const MAX_REPLY: u64 = 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_parsing_and_encoding() {
+        let reply = b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}";
+        assert_eq!(parse_reply(reply), Some((404, b"{}".to_vec())));
+        assert_eq!(parse_reply(b"garbage"), None);
+        assert_eq!(percent_encode("AB-12:cd"), "AB-12:cd");
+        assert_eq!(percent_encode("a/b c"), "a%2Fb%20c");
+    }
+}
