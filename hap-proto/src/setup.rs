@@ -381,6 +381,61 @@ pub fn encode_setup_uri(payload: u64, setup_id: Option<&SetupId>) -> String {
     out
 }
 
+/// A decoded setup URI (HAP §9.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParsedSetupUri {
+    /// The 46-bit payload.
+    pub payload: u64,
+    /// The accessory category (bits 38-31).
+    pub category: Category,
+    /// Flag 2 (bit 28): HAP over IP.
+    pub ip: bool,
+    /// Flag 4 (bit 29): HAP over BLE.
+    pub ble: bool,
+    /// The setup code digits as an integer (bits 26-0); 0 when absent.
+    pub code: u32,
+    /// The 4-character setup ID (`0000` when absent).
+    pub setup_id: [u8; 4],
+}
+
+impl ParsedSetupUri {
+    /// The setup code in `XXX-XX-XXX` form, if it is a valid code.
+    pub fn setup_code(&self) -> Option<SetupCode> {
+        let d = format!("{:08}", self.code);
+        SetupCode::parse(&format!("{}-{}-{}", d.get(..3)?, d.get(3..5)?, d.get(5..)?)).ok()
+    }
+}
+
+/// Parses an `X-HM://` setup URI: the prefix, 9 base-36 characters (`0-9A-Z`) whose value fits
+/// in 46 bits with version 0, and a 4-character setup ID from `0-9A-Z`.
+pub fn parse_setup_uri(uri: &str) -> Option<ParsedSetupUri> {
+    let rest = uri.strip_prefix(URI_PREFIX)?;
+    if rest.len() != URI_PAYLOAD_CHARS + 4 || !rest.is_ascii() {
+        return None;
+    }
+    let (digits, id) = rest.split_at(URI_PAYLOAD_CHARS);
+    let mut payload = 0u64;
+    for c in digits.bytes() {
+        let v = BASE36.iter().position(|b| *b == c)? as u64;
+        payload = payload.checked_mul(36)?.checked_add(v)?;
+    }
+    if payload >> 43 != 0 {
+        return None; // version bits must be 0 (and the value must fit in 46 bits)
+    }
+    let setup_id: [u8; 4] = id.as_bytes().try_into().ok()?;
+    if !setup_id.iter().all(|b| BASE36.contains(b)) {
+        return None;
+    }
+    Some(ParsedSetupUri {
+        payload,
+        category: Category(((payload >> 31) & 0xFF) as u8),
+        ip: payload >> 28 & 1 == 1,
+        ble: payload >> 29 & 1 == 1,
+        code: (payload & CODE_MASK) as u32,
+        setup_id,
+    })
+}
+
 /// The mDNS `sh` value: base64 of the first 4 bytes of SHA-512(setup ID || Device ID string)
 /// (HAP §8.3), e.g. `yf4bzw==`.
 pub fn setup_hash(setup_id: &SetupId, device_id: &DeviceId) -> String {

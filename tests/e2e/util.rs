@@ -276,7 +276,10 @@ pub(crate) fn http_raw(
     let _ = s.read_to_end(&mut resp);
     let text = String::from_utf8_lossy(&resp);
     let status: u16 = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
-    let start = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |i| i + 4);
+    let start = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |i| i + 4);
     (status, resp[start..].to_vec())
 }
 

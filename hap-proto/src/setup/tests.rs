@@ -193,3 +193,28 @@ fn category_consts_and_debug() {
     assert_eq!(format!("{:?}", Category::IP_CAMERA), "IP_CAMERA");
     assert_eq!(format!("{:?}", Category(200)), "Category(200)");
 }
+
+#[test]
+fn setup_uri_parses_back() {
+    let code = SetupCode::parse("518-08-582").unwrap();
+    let id = SetupId::parse("7OSX").unwrap();
+    let uri = setup_uri(&code, &id, Category::BRIDGE);
+    let parsed = parse_setup_uri(&uri).unwrap();
+    assert_eq!(parsed.category, Category::BRIDGE);
+    assert!(parsed.ip && !parsed.ble);
+    assert_eq!(parsed.setup_code().unwrap().as_str(), "518-08-582");
+    assert_eq!(&parsed.setup_id, b"7OSX");
+    assert_eq!(encode_setup_uri(parsed.payload, Some(&id)), uri);
+    // hap-reference §10.6: 031-45-154, 7OSX, category 17, IP.
+    let p = parse_setup_uri("X-HM://00GW95DQA7OSX").unwrap();
+    assert_eq!((p.category, p.code), (Category::IP_CAMERA, 3_145_154));
+    for bad in [
+        "X-HM://0023NJY591QJ",
+        "x-hm://0023NJY591QJ8",
+        "X-HM://ZZZZZZZZZ1QJ8",
+        "X-HM://0023NJY59~QJ8",
+        "",
+    ] {
+        assert!(parse_setup_uri(bad).is_none(), "{bad}");
+    }
+}
