@@ -6,6 +6,7 @@
 mod fixture;
 mod pattern;
 mod rtsp;
+mod session;
 mod snapshot;
 mod transcode;
 
