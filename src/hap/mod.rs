@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) local_addr: SocketAddr,
     pub(crate) setup_id: SetupId,
     pub(crate) category: Category,
+    /// The configuration number (`c#`) advertised for this database shape.
+    pub(crate) config_number: u16,
     next_conn: AtomicU64,
     pub(crate) connections: AtomicUsize,
     pub(crate) verified: AtomicUsize,
@@ -146,6 +148,7 @@ impl HapServer {
             local_addr,
             setup_id: params.setup_id,
             category: params.category,
+            config_number: params.config_number,
             next_conn: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             verified: AtomicUsize::new(0),

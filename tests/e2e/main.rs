@@ -6,4 +6,5 @@
 
 mod controller;
 mod pairing;
+mod server;
 mod util;
