@@ -46,8 +46,13 @@ fn main() {
     let verify = verify_and_read(&bridge, &admin, &acc);
     let (aid, iid) = motion_char(&bridge, &admin, &acc);
     let (latency, post) = trigger_latency(&bridge, &admin, &acc, aid, iid);
-    let (held, ramp) = ramp(&bridge, &admin, &acc, aid, iid);
-    let loaded_rss = rss_kib(&bridge);
+    let Ramp {
+        held,
+        steps,
+        loaded_rss,
+        beyond,
+    } = ramp(&bridge, &admin, &acc, aid, iid);
+    let after_rss = rss_kib(&bridge);
 
     println!();
     println!("| figure | value |");
@@ -66,15 +71,24 @@ fn main() {
         "| of which the API POST round trip | median {} |",
         ms(median(&post))
     );
-    for (n, ok, last) in &ramp {
+    for (n, ok, last) in &steps {
         println!(
             "| {n} verified sessions, one trigger | {ok}/{n} got the EVENT, last after {} |",
             ms(*last)
         );
     }
     println!("| most sessions with every EVENT delivered | {held} |");
+    println!(
+        "| one more connection with {held} sessions open | {} |",
+        if beyond {
+            "refused (closed at once)"
+        } else {
+            "accepted"
+        }
+    );
     println!("| bridge VmRSS idle (paired, demo camera) | {idle_rss} KiB |");
-    println!("| bridge VmRSS with {held} sessions | {loaded_rss} KiB |");
+    println!("| bridge VmRSS with {held} sessions open | {loaded_rss} KiB |");
+    println!("| bridge VmRSS after they closed | {after_rss} KiB |");
 }
 
 fn verify_and_read(bridge: &Bridge, admin: &Identity, acc: &PairedAccessory) -> Vec<Duration> {
@@ -116,15 +130,20 @@ fn trigger_latency(
     (latency, post)
 }
 
-/// Adds sessions step by step; returns the largest count where every session got the EVENT,
-/// and per step (sessions, sessions that got it, time until the last one).
-fn ramp(
-    bridge: &Bridge,
-    admin: &Identity,
-    acc: &PairedAccessory,
-    aid: u64,
-    iid: u64,
-) -> (usize, Vec<(usize, usize, Duration)>) {
+/// What the session ramp found.
+struct Ramp {
+    /// The largest count where every session got the EVENT.
+    held: usize,
+    /// Per step: sessions, sessions that got the EVENT, time until the last one.
+    steps: Vec<(usize, usize, Duration)>,
+    /// VmRSS with the most sessions open.
+    loaded_rss: u64,
+    /// Whether one more connection was refused with the most sessions open.
+    beyond: bool,
+}
+
+/// Adds sessions step by step until one trigger no longer reaches all of them.
+fn ramp(bridge: &Bridge, admin: &Identity, acc: &PairedAccessory, aid: u64, iid: u64) -> Ramp {
     let mut conns: Vec<Conn> = Vec::new();
     let mut steps = Vec::new();
     let mut held = 0;
@@ -162,7 +181,18 @@ fn ramp(
         }
         detected = !detected;
     }
-    (held, steps)
+    Ramp {
+        held,
+        steps,
+        loaded_rss: rss_kib(bridge),
+        beyond: beyond_cap_refused(bridge),
+    }
+}
+
+/// Whether one more connection, on top of those open, is closed by the accessory at once.
+fn beyond_cap_refused(bridge: &Bridge) -> bool {
+    let mut c = Conn::open(bridge.hap);
+    c.closed_within(Duration::from_secs(1))
 }
 
 fn motion_char(bridge: &Bridge, admin: &Identity, acc: &PairedAccessory) -> (u64, u64) {

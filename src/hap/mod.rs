@@ -247,6 +247,9 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                         continue;
                     }
                     let _ = socket.set_nodelay(true);
+                    // Counted here, not in the task, so that a burst of connections cannot pass
+                    // the cap before their tasks run; the task releases it.
+                    inner.connections.fetch_add(1, Ordering::Relaxed);
                     let id = inner.next_connection_id();
                     conns.spawn(conn::run(inner.clone(), socket, peer, id));
                 }
