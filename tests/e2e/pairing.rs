@@ -241,13 +241,13 @@ fn pairing_survives_a_restart() {
 
 #[test]
 fn kill9_during_pair_setup_leaves_a_usable_store() {
-    for round in 0..3u64 {
+    for round in 0..4u64 {
         let tmp = TempDir::new("kill9-setup");
         let mut bridge = Bridge::start_in(&tmp.0, None);
         let mut c = Conn::open(bridge.hap);
         let admin = Identity::new(1);
         let worker = std::thread::spawn(move || try_pair_setup(&mut c, &admin));
-        std::thread::sleep(Duration::from_millis(random_below(40 * (round + 1))));
+        std::thread::sleep(Duration::from_millis(random_below(30 + 60 * round)));
         bridge.kill9();
         let acked = worker.join().unwrap();
         eprintln!(
