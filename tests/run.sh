@@ -38,6 +38,15 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet
 fi
 
+# ---- 2b. Python venv for the interop tests ---------------------------------------------------
+# tests/e2e/interop.rs drives the bridge with aiohomekit (Home Assistant's HomeKit controller)
+# from .venv; python3-venv (above) provides ensurepip for Debian's python3.
+if ! .venv/bin/python -c 'import aiohomekit' >/dev/null 2>&1; then
+  step "python venv with aiohomekit (.venv)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q 'aiohomekit>=4,<5'
+fi
+
 # ---- 3. Checks ---------------------------------------------------------------------------------
 step "rustfmt"
 cargo fmt --all --check

@@ -22,6 +22,21 @@
 //! - [`rtcp`]: Sender Reports out, Receiver Reports and other compound packets in.
 //! - [`stats`]: per-stream counters and a latency histogram.
 //!
+//! The runtime half (feature `runtime`, on by default) runs the sources and codecs:
+//!
+//! ```text
+//!  source::rtsp (retina, reconnect) ─┐                      ┌─ passthrough consumer
+//!  source::test_pattern (openh264) ──┴─► hub::Hub (GOP) ─────┼─ transcode::Transcoder (thread)
+//!                                                            └─ snapshot::Snapshotter (JPEG)
+//! ```
+//!
+//! - [`frame`]: the [`frame::AccessUnit`] every runtime stage passes around.
+//! - `source`: RTSP ingest with reconnect, and the built-in test pattern.
+//! - `hub`: one source session per camera, shared by every consumer; newest frame wins.
+//! - `transcode`: decode, scale and re-encode on a dedicated thread.
+//! - `snapshot`: JPEG of the newest decodable picture.
+//! - `camera`: main stream + substream; a request picks the stream that fits best.
+//!
 //! ```
 //! use bytes::Bytes;
 //! use media::rtp::{H264Packetizer, RtpConfig};
@@ -57,6 +72,24 @@ pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
 pub mod stats;
+
+pub mod frame;
+
+#[cfg(feature = "runtime")]
+pub mod camera;
+#[cfg(feature = "runtime")]
+pub mod error;
+#[cfg(feature = "runtime")]
+pub mod hub;
+#[cfg(feature = "runtime")]
+pub mod snapshot;
+#[cfg(feature = "runtime")]
+pub mod source;
+#[cfg(feature = "runtime")]
+pub mod transcode;
+
+#[cfg(feature = "runtime")]
+pub use error::{Error, ErrorKind};
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

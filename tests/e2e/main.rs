@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod controller;
+mod interop;
 mod pairing;
 mod server;
 mod util;

@@ -1,0 +1,386 @@
+//! Re-encoding for consumers whose request the source does not fit: openh264 decode, scale
+//! ([`scale`]), openh264 encode at the requested size, rate, bitrate and profile, on a dedicated
+//! thread (never on the async runtime).
+//!
+//! A new transcoder decodes the hub's prebuffered GOP at full speed and encodes only the newest
+//! picture, as an IDR, so its first output is current. Later, whenever newer input is already
+//! queued, pictures are decoded (they are references) but not encoded. The output rate is capped
+//! at the requested fps by skipping pictures on the source's 90 kHz timeline.
+
+pub mod scale;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openh264::OpenH264API;
+use openh264::decoder::Decoder;
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    RateControlMode, UsageType,
+};
+use openh264::formats::YUVSlices;
+use tokio::sync::Notify;
+
+use crate::error::{Error, ErrorKind};
+use crate::frame::{AccessUnit, ParameterSets, strip_start_code};
+use crate::h264::H264Profile;
+use crate::h264::{NalType, nal_type};
+use crate::hub::Subscription;
+use scale::{PlanarRef, Scaler};
+
+/// What the consumer asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TranscodeParams {
+    /// Output width (even).
+    pub width: u32,
+    /// Output height (even).
+    pub height: u32,
+    /// Maximum output pictures per second; extra input pictures are skipped.
+    pub fps: u32,
+    /// Target bitrate in bits per second; changeable with [`Transcoder::set_bitrate`].
+    pub bitrate_bps: u32,
+    /// H.264 profile asked of openh264.
+    pub profile: H264Profile,
+    /// Output pictures between periodic IDRs (0: only at start and on request).
+    pub keyframe_interval: u32,
+}
+
+/// Counters of a transcoder; read with [`Transcoder::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TranscodeStats {
+    /// Input pictures decoded.
+    pub decoded: u64,
+    /// Output pictures encoded.
+    pub encoded: u64,
+    /// Input pictures decoded but not encoded (catch-up or fps cap).
+    pub skipped: u64,
+    /// Output pictures dropped because the consumer did not take them in time.
+    pub output_dropped: u64,
+    /// Duration of the last encoded picture's decode + scale + encode, in microseconds.
+    pub last_frame_us: u64,
+}
+
+/// A running transcoder. Dropping it stops its thread (within [`POLL_INTERVAL`]).
+pub struct Transcoder {
+    shared: Arc<TranscodeShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Transcoder {
+    /// Starts transcoding `input` to `params` on a new thread.
+    pub fn start(input: Subscription, params: TranscodeParams) -> Result<Self, Error> {
+        let name = input.hub().name().to_owned();
+        let bad = |what: &str| Error::new(ErrorKind::Config, &name).with_detail(what, None);
+        if params.width == 0
+            || params.height == 0
+            || !params.width.is_multiple_of(2)
+            || !params.height.is_multiple_of(2)
+        {
+            return Err(bad("transcode size must be even and non-zero"));
+        }
+        if params.width > MAX_DIMENSION || params.height > MAX_DIMENSION || params.fps == 0 {
+            return Err(bad("transcode size exceeds 4096 or fps is 0"));
+        }
+        let shared = Arc::new(TranscodeShared {
+            name: name.clone(),
+            stop: AtomicBool::new(false),
+            keyframe: AtomicBool::new(false),
+            bitrate: AtomicU32::new(params.bitrate_bps),
+            output: Mutex::new(Output::default()),
+            notify: Notify::new(),
+            stats: StatsCells::default(),
+        });
+        let worker_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name(format!("transcode-{name}"))
+            .spawn(move || worker(input, params, &worker_shared))
+            .map_err(|e| Error::new(ErrorKind::Config, &name).with_detail(e, None))?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next encoded picture. Fails when the input ended or the codec failed.
+    pub async fn recv(&mut self) -> Result<Arc<AccessUnit>, Error> {
+        loop {
+            let notified = self.shared.notify.notified();
+            {
+                let mut out = self.shared.lock();
+                if let Some(au) = out.frames.pop_front() {
+                    return Ok(au);
+                }
+                if let Some(e) = &out.error {
+                    return Err(e.clone());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Makes the next output picture an IDR.
+    pub fn request_keyframe(&self) {
+        self.shared.keyframe.store(true, Ordering::Release);
+    }
+
+    /// Changes the target bitrate; takes effect on the next picture, which is an IDR (openh264
+    /// fixes the bitrate at creation, so the encoder is recreated).
+    pub fn set_bitrate(&self, bitrate_bps: u32) {
+        self.shared.bitrate.store(bitrate_bps, Ordering::Release);
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> TranscodeStats {
+        let s = &self.shared.stats;
+        TranscodeStats {
+            decoded: s.decoded.load(Ordering::Relaxed),
+            encoded: s.encoded.load(Ordering::Relaxed),
+            skipped: s.skipped.load(Ordering::Relaxed),
+            output_dropped: s.output_dropped.load(Ordering::Relaxed),
+            last_frame_us: s.last_frame_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Transcoder {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        // Not joined: the thread notices `stop` within POLL_INTERVAL, and joining here could
+        // block an async runtime thread.
+        drop(self.thread.take());
+    }
+}
+
+struct TranscodeShared {
+    name: String,
+    stop: AtomicBool,
+    keyframe: AtomicBool,
+    bitrate: AtomicU32,
+    output: Mutex<Output>,
+    notify: Notify,
+    stats: StatsCells,
+}
+
+impl TranscodeShared {
+    fn lock(&self) -> MutexGuard<'_, Output> {
+        self.output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues an output picture; if the consumer is behind, its backlog is dropped and the
+    /// caller is told to make the next picture an IDR.
+    fn push(&self, au: AccessUnit) -> bool {
+        let mut out = self.lock();
+        if out.frames.len() >= OUTPUT_CAPACITY {
+            let n = out.frames.len() as u64;
+            out.frames.clear();
+            self.stats.output_dropped.fetch_add(n, Ordering::Relaxed);
+            out.waiting_for_idr = true;
+        }
+        if out.waiting_for_idr && !au.is_idr {
+            // This picture references dropped ones: useless until the next IDR.
+            self.stats.output_dropped.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        out.waiting_for_idr = false;
+        out.frames.push_back(Arc::new(au));
+        drop(out);
+        self.notify.notify_one();
+        false
+    }
+
+    fn fail(&self, error: Error) {
+        self.lock().error = Some(error);
+        self.notify.notify_one();
+    }
+}
+
+#[derive(Default)]
+struct Output {
+    frames: VecDeque<Arc<AccessUnit>>,
+    waiting_for_idr: bool,
+    error: Option<Error>,
+}
+
+#[derive(Default)]
+struct StatsCells {
+    decoded: AtomicU64,
+    encoded: AtomicU64,
+    skipped: AtomicU64,
+    output_dropped: AtomicU64,
+    last_frame_us: AtomicU64,
+}
+
+fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeShared) {
+    let name = shared.name.as_str();
+    let mut decoder = match Decoder::new() {
+        Ok(d) => d,
+        Err(e) => return shared.fail(Error::new(ErrorKind::Decode, name).with_detail(e, None)),
+    };
+    let mut scaler = Scaler::new(params.width, params.height);
+    let mut encoder: Option<(Encoder, u32)> = None;
+    let mut parameter_sets: Option<Arc<ParameterSets>> = None;
+    let mut annex_b = Vec::new();
+    let interval_90k = 90_000 / u64::from(params.fps);
+    let mut next_ts: Option<u64> = None;
+    let mut synced = false;
+    while !shared.stop.load(Ordering::Acquire) {
+        let au = match input.recv_blocking(POLL_INTERVAL) {
+            Ok(Some(au)) => au,
+            Ok(None) => continue,
+            Err(e) => return shared.fail(e),
+        };
+        let started = Instant::now();
+        if !synced {
+            if !au.is_idr {
+                continue;
+            }
+            synced = true;
+        }
+        annex_b.clear();
+        au.write_annex_b(&mut annex_b);
+        let decoded = match decoder.decode(&annex_b) {
+            Ok(d) => d,
+            Err(e) => {
+                // Resynchronise at the next IDR instead of encoding garbage.
+                tracing::debug!(camera = %name, error = %e, "transcode decode error");
+                synced = false;
+                continue;
+            }
+        };
+        shared.stats.decoded.fetch_add(1, Ordering::Relaxed);
+        let Some(picture) = decoded else { continue };
+        // Catch-up: a newer picture is already waiting, so this one is only a reference.
+        if input.pending() > 0 {
+            shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        // Frame-rate cap on the source timeline; resync after a jump (reconnect).
+        let ts = au.timestamp_90k;
+        if let Some(due) = next_ts {
+            let jumped = ts + MAX_TS_JUMP_90K < due || ts > due + MAX_TS_JUMP_90K;
+            if !jumped && ts + interval_90k / 4 < due {
+                shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            next_ts = Some(
+                if jumped || ts > due + interval_90k {
+                    ts
+                } else {
+                    due
+                } + interval_90k,
+            );
+        } else {
+            next_ts = Some(ts + interval_90k);
+        }
+        let scaled = match scaler.scale(PlanarRef::from_yuv(&picture)) {
+            Ok(s) => s,
+            Err(e) => return shared.fail(Error::new(ErrorKind::Scale, name).with_detail(e, None)),
+        };
+        let bitrate = shared.bitrate.load(Ordering::Acquire);
+        if encoder.as_ref().is_none_or(|(_, b)| *b != bitrate) {
+            match new_encoder(&params, bitrate) {
+                Ok(e) => encoder = Some((e, bitrate)),
+                Err(e) => {
+                    return shared.fail(Error::new(ErrorKind::Encode, name).with_detail(e, None));
+                }
+            }
+        }
+        let Some((enc, _)) = encoder.as_mut() else {
+            continue;
+        };
+        if shared.keyframe.swap(false, Ordering::AcqRel) {
+            enc.force_intra_frame();
+        }
+        let (w, h) = (params.width as usize, params.height as usize);
+        let (y, uv) = scaled.split_at(w * h);
+        let (u, v) = uv.split_at(w * h / 4);
+        let slices = YUVSlices::new((y, u, v), (w, h), (w, w / 2, w / 2));
+        let out = match encode(enc, &slices, &mut parameter_sets, &au) {
+            Ok(Some(out)) => out,
+            Ok(None) => continue,
+            Err(e) => return shared.fail(Error::new(ErrorKind::Encode, name).with_detail(e, None)),
+        };
+        let elapsed = started.elapsed().as_micros() as u64;
+        shared.stats.last_frame_us.store(elapsed, Ordering::Relaxed);
+        shared.stats.encoded.fetch_add(1, Ordering::Relaxed);
+        if shared.push(out) {
+            enc.force_intra_frame();
+        }
+    }
+}
+
+fn new_encoder(params: &TranscodeParams, bitrate: u32) -> Result<Encoder, openh264::Error> {
+    let profile = match params.profile {
+        H264Profile::ConstrainedBaseline => Profile::Baseline,
+        H264Profile::Main => Profile::Main,
+        H264Profile::High => Profile::High,
+    };
+    let mut config = EncoderConfig::new()
+        .bitrate(BitRate::from_bps(bitrate))
+        .max_frame_rate(FrameRate::from_hz(params.fps as f32))
+        .rate_control_mode(RateControlMode::Bitrate)
+        .usage_type(UsageType::CameraVideoRealTime)
+        // openh264 holds the bitrate only by skipping pictures; a skipped one yields no output.
+        .skip_frames(true)
+        .profile(profile);
+    if params.keyframe_interval > 0 {
+        config =
+            config.intra_frame_period(IntraFramePeriod::from_num_frames(params.keyframe_interval));
+    }
+    Encoder::with_api_config(OpenH264API::from_source(), config)
+}
+
+/// Encodes one picture into an [`AccessUnit`] carrying the input's timestamp and arrival time.
+fn encode(
+    encoder: &mut Encoder,
+    picture: &YUVSlices<'_>,
+    parameter_sets: &mut Option<Arc<ParameterSets>>,
+    input: &AccessUnit,
+) -> Result<Option<AccessUnit>, openh264::Error> {
+    let stream = encoder.encode(picture)?;
+    let frame_type = stream.frame_type();
+    if matches!(frame_type, FrameType::Skip | FrameType::Invalid) {
+        return Ok(None);
+    }
+    let is_idr = frame_type == FrameType::IDR;
+    let (mut sps, mut pps, mut nals) = (None, None, Vec::new());
+    for layer in (0..stream.num_layers()).filter_map(|i| stream.layer(i)) {
+        for raw in (0..layer.nal_count()).filter_map(|i| layer.nal_unit(i)) {
+            let unit = Bytes::copy_from_slice(strip_start_code(raw));
+            match nal_type(&unit) {
+                Some(NalType::SPS) => sps = Some(unit),
+                Some(NalType::PPS) => pps = Some(unit),
+                Some(NalType::AUD | NalType::SEI) | None => {}
+                Some(_) => nals.push(unit),
+            }
+        }
+    }
+    if let (Some(sps), Some(pps)) = (sps, pps) {
+        *parameter_sets = Some(Arc::new(ParameterSets { sps, pps }));
+    }
+    if nals.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(AccessUnit {
+        nals,
+        is_idr,
+        timestamp_90k: input.timestamp_90k,
+        received_at: input.received_at,
+        parameter_sets: if is_idr { parameter_sets.clone() } else { None },
+    }))
+}
+
+/// How often the worker checks for a stop request while its input is idle.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Output pictures queued before the consumer counts as behind.
+const OUTPUT_CAPACITY: usize = 8;
+/// Largest accepted width or height.
+const MAX_DIMENSION: u32 = 4096;
+/// A source timestamp jump larger than this (5 s) resets the frame-rate cap.
+const MAX_TS_JUMP_90K: u64 = 5 * 90_000;

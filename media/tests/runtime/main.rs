@@ -1,0 +1,46 @@
+//! Integration tests of the media runtime: test pattern, RTSP ingest against a GStreamer RTSP
+//! server, hub reconnects, transcoding and snapshots. One test binary to save link time.
+// Tests may unwrap/expect: a failure is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fixture;
+mod pattern;
+mod rtsp;
+mod snapshot;
+mod transcode;
+
+use std::time::Duration;
+
+use media::frame::AccessUnit;
+use openh264::decoder::Decoder;
+use openh264::formats::YUVSource;
+
+/// Decodes a sequence starting at an IDR; returns the size of each decoded picture.
+pub(crate) fn decode_sizes<'a>(
+    aus: impl IntoIterator<Item = &'a AccessUnit>,
+) -> Vec<(usize, usize)> {
+    let mut decoder = Decoder::new().unwrap();
+    let mut buf = Vec::new();
+    let mut sizes = Vec::new();
+    for au in aus {
+        buf.clear();
+        au.write_annex_b(&mut buf);
+        if let Some(picture) = decoder.decode(&buf).unwrap() {
+            sizes.push(picture.dimensions());
+        }
+    }
+    sizes
+}
+
+/// Runs `f` with a deadline so no test can hang.
+pub(crate) async fn bounded<T>(what: &str, limit: Duration, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: timed out after {limit:?}"))
+}
+
+/// Median of `samples` (sorted in place).
+pub(crate) fn median(samples: &mut [u64]) -> u64 {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or(0)
+}
