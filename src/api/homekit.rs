@@ -28,6 +28,7 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
         "setup_code": setup.as_ref().map(|(code, _)| code.clone()),
         "setup_uri": setup.as_ref().map(|(_, uri)| uri.clone()),
         "port": bridge.local_addr.port(),
+        "config_number": bridge.config_number,
         "connections": bridge.connections.load(Ordering::Relaxed),
         "verified_sessions": bridge.verified.load(Ordering::Relaxed),
         "error": Json::Null,

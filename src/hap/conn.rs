@@ -17,8 +17,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{Control, Inner};
 
+/// Serves one connection; the accept loop has already counted it in `inner.connections`.
 pub(super) async fn run(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr, id: u64) {
-    inner.connections.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(server = %inner.name, %peer, conn = id, "connection opened");
     let reason = serve(&inner, socket, peer, id).await;
     inner.lock().gate.connection_closed(ConnectionId(id));

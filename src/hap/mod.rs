@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) local_addr: SocketAddr,
     pub(crate) setup_id: SetupId,
     pub(crate) category: Category,
+    /// The configuration number (`c#`) advertised for this database shape.
+    pub(crate) config_number: u16,
     next_conn: AtomicU64,
     pub(crate) connections: AtomicUsize,
     pub(crate) verified: AtomicUsize,
@@ -149,6 +151,7 @@ impl HapServer {
             local_addr,
             setup_id: params.setup_id,
             category: params.category,
+            config_number: params.config_number,
             next_conn: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             verified: AtomicUsize::new(0),
@@ -298,6 +301,9 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                         continue;
                     }
                     let _ = socket.set_nodelay(true);
+                    // Counted here, not in the task, so that a burst of connections cannot pass
+                    // the cap before their tasks run; the task releases it.
+                    inner.connections.fetch_add(1, Ordering::Relaxed);
                     let id = inner.next_connection_id();
                     conns.spawn(conn::run(inner.clone(), socket, peer, id));
                 }

@@ -66,6 +66,24 @@ impl Conn {
             .expect("no response")
     }
 
+    /// Like [`Conn::call`], but `None` instead of a panic when the socket fails or no response
+    /// arrives within `timeout` (for tests that kill the accessory mid-request).
+    pub(crate) fn try_call(
+        &mut self,
+        method: &str,
+        target: &str,
+        ct: Option<&str>,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Option<Message> {
+        let mut wire = Vec::new();
+        self.http
+            .request(method, target, ct, body, &mut wire)
+            .ok()?;
+        self.stream.write_all(&wire).ok()?;
+        self.next_message(timeout, false)
+    }
+
     pub(crate) fn send(&mut self, method: &str, target: &str, ct: Option<&str>, body: &[u8]) {
         let mut wire = Vec::new();
         self.http

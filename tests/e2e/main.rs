@@ -8,4 +8,5 @@ mod api;
 mod controller;
 mod interop;
 mod pairing;
+mod server;
 mod util;

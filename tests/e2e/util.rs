@@ -176,6 +176,11 @@ impl Bridge {
         None
     }
 
+    /// The process id of the running binary (for /proc readings).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL, as a crash would.
     pub(crate) fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -131,7 +131,7 @@ async fn stream_to_ffmpeg(
     height: u32,
     fps: u32,
     mode: Mode,
-) -> (Vec<usize>, bool, media::session::LiveStats) {
+) -> (Vec<usize>, bool, session::LiveStats) {
     let dir = temp_dir(tag);
     let (_ffmpeg, port, out) = ffmpeg_receiver(&dir);
     tokio::time::sleep(Duration::from_millis(800)).await;
