@@ -234,7 +234,7 @@ fn camera_info(cam: &crate::config::CameraConfig) -> CameraInfo {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -56,15 +56,63 @@ pub(crate) enum Command {
     },
     /// Print the bridge's setup code and QR code while unpaired.
     Qr,
-    /// Stream a camera to a file or UDP target for testing (not implemented yet).
-    Stream {
-        /// Arguments, reserved.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Stream a camera over SRTP to HOST:PORT without HomeKit (benchmarks, trying a camera):
+    /// runs until Ctrl-C or SIGTERM and prints the stream's figures.
+    Stream(StreamArgs),
 }
 
 /// `pairings` actions.
+/// `hap-bridge stream` options; `--srtp-key` is base64 of the 30-byte master key and salt, as
+/// ffmpeg's `-srtp_out_params`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StreamArgs {
+    /// RTSP URL of the camera, or `test-pattern`.
+    #[arg(long, value_name = "URL")]
+    pub(crate) rtsp: String,
+    /// Where RTP (and, without --rtcp-port, RTCP) goes.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) dest: SocketAddr,
+    /// A separate RTCP port on the destination host (default: RTCP multiplexed on --dest).
+    #[arg(long, value_name = "PORT")]
+    pub(crate) rtcp_port: Option<u16>,
+    /// SRTP master key + salt (AES_CM_128_HMAC_SHA1_80), base64.
+    #[arg(long, value_name = "BASE64")]
+    pub(crate) srtp_key: String,
+    /// RTP SSRC.
+    #[arg(long, value_name = "N")]
+    pub(crate) ssrc: u32,
+    /// RTP payload type.
+    #[arg(long, value_name = "N", default_value_t = 99)]
+    pub(crate) pt: u8,
+    /// Requested picture size.
+    #[arg(long, value_name = "WxH", default_value = "1280x720", value_parser = parse_size)]
+    pub(crate) size: (u32, u32),
+    /// Frames per second.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub(crate) fps: u32,
+    /// Bit rate in kbit/s (for re-encoding).
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub(crate) kbps: u32,
+    /// Largest UDP payload.
+    #[arg(long, value_name = "N", default_value_t = 1378)]
+    pub(crate) mtu: usize,
+    /// Passthrough when the source fits (auto), always passthrough, or always transcode.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "passthrough", "transcode"])]
+    pub(crate) mode: String,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or("expected WxH, e.g. 1280x720")?;
+    let w: u32 = w.parse().map_err(|_| "width is not a number")?;
+    let h: u32 = h.parse().map_err(|_| "height is not a number")?;
+    if !(16..=4096).contains(&w) || !(16..=4096).contains(&h) {
+        return Err("width and height must be 16..=4096".into());
+    }
+    Ok((w, h))
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum PairingsAction {
     /// List the pairings of every HAP server.

@@ -17,6 +17,7 @@ mod qr;
 mod sensors;
 mod setup_adapter;
 mod store;
+mod stream_cli;
 #[cfg(test)]
 mod testutil;
 
@@ -45,10 +46,7 @@ fn main() -> ExitCode {
         Some(Command::Qr) => {
             report(load_config(&cli).and_then(|c| admin_cli::qr(&cli, &c.bridge.data_dir)))
         }
-        Some(Command::Stream { .. }) => {
-            eprintln!("hap-bridge: this command is not implemented yet");
-            ExitCode::FAILURE
-        }
+        Some(Command::Stream(args)) => report(stream_cli::run(args)),
         None => match run(&cli) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -62,8 +62,10 @@ pub struct StreamParams {
     pub mtu: usize,
     /// SRTP suite, master key and salt used to protect what we send.
     pub srtp: SrtpKeys,
-    /// Where RTP and RTCP go.
+    /// Where RTP (and RTCP, unless `rtcp_destination` is set) goes.
     pub destination: SocketAddr,
+    /// Where RTCP goes when it is not multiplexed with RTP.
+    pub rtcp_destination: Option<SocketAddr>,
     /// Minimum interval between Sender Reports.
     pub rtcp_interval: Duration,
     /// The stream ends when no RTCP arrives for this long (HAP §7.9: 5 × interval); `None`

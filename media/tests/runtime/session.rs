@@ -54,6 +54,7 @@ fn params(dest: SocketAddr, width: u32, height: u32, fps: u32, mode: Mode) -> St
             salt: SALT.to_vec(),
         },
         destination: dest,
+        rtcp_destination: None,
         rtcp_interval: Duration::from_millis(500),
         rtcp_timeout: None,
         mode,

@@ -1,0 +1,175 @@
+//! `hap-bridge stream`: the media pipeline from the command line, for benchmarks and for trying a
+//! camera without an iPhone. Streams until Ctrl-C or SIGTERM, then prints the figures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use media::camera::Camera;
+use media::h264::H264Profile;
+use media::hub::{ConnectMode, Hub, HubConfig};
+use media::session::{self, Mode, SrtpKeys, StreamParams};
+use media::source::{RtspConfig, SourceConfig, TestPatternConfig};
+use media::srtp::{SrtpSuite, decode_params};
+use rand::RngExt as _;
+use tokio::net::UdpSocket;
+
+use crate::cli::StreamArgs;
+use crate::config::mask_url;
+
+/// Runs the stream until a signal, then prints its statistics.
+pub(crate) fn run(args: &StreamArgs) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(stream(args))
+}
+
+async fn stream(args: &StreamArgs) -> anyhow::Result<()> {
+    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    let keys = decode_params(suite, &args.srtp_key).map_err(|e| {
+        anyhow::anyhow!("--srtp-key: {e} (base64 of the 16-byte key + 14-byte salt)")
+    })?;
+    let (width, height) = args.size;
+    let source = if args.rtsp == "test-pattern" {
+        SourceConfig::TestPattern(TestPatternConfig {
+            width: 1920,
+            height: 1080,
+            fps: 30,
+            bitrate_bps: 4_000_000,
+            keyframe_interval: 60,
+        })
+    } else {
+        anyhow::ensure!(
+            args.rtsp.starts_with("rtsp://"),
+            "--rtsp: expected rtsp://... or test-pattern"
+        );
+        SourceConfig::Rtsp(RtspConfig::new(args.rtsp.clone()))
+    };
+    let hub = Hub::new(HubConfig {
+        name: "stream".into(),
+        source,
+        mode: ConnectMode::AlwaysOn,
+        size_hint: None,
+    })
+    .context("camera")?;
+    let camera = Arc::new(Camera::new(hub, None));
+    let bind = if args.dest.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let socket = Arc::new(UdpSocket::bind(bind).await.context("UDP socket")?);
+    let mode = match args.mode.as_str() {
+        "passthrough" => Mode::Passthrough,
+        "transcode" => Mode::Transcode,
+        _ => Mode::Auto,
+    };
+    let mut rng = rand::rng();
+    let params = StreamParams {
+        width,
+        height,
+        fps: args.fps,
+        kbps: args.kbps,
+        max_profile: H264Profile::High,
+        payload_type: args.pt,
+        ssrc: args.ssrc,
+        mtu: args.mtu,
+        srtp: SrtpKeys {
+            suite,
+            key: keys.key.to_vec(),
+            salt: keys.salt.to_vec(),
+        },
+        destination: args.dest,
+        rtcp_destination: args
+            .rtcp_port
+            .map(|p| std::net::SocketAddr::new(args.dest.ip(), p)),
+        rtcp_interval: Duration::from_millis(500),
+        rtcp_timeout: None,
+        mode,
+        initial_sequence: rng.random(),
+        initial_timestamp: rng.random(),
+    };
+    eprintln!(
+        "hap-bridge stream: {} -> {} ({}x{}@{} {} kbit/s, mode {})",
+        mask_url(&args.rtsp),
+        args.dest,
+        width,
+        height,
+        args.fps,
+        args.kbps,
+        args.mode
+    );
+    let mut handle = session::start(camera, socket, params)
+        .await
+        .context("starting the stream")?;
+    tokio::select! {
+        reason = handle.wait() => eprintln!("hap-bridge stream: ended: {reason:?}"),
+        () = crate::bridge::shutdown_signal() => {
+            handle.stop();
+            let reason = handle.wait().await;
+            eprintln!("hap-bridge stream: stopped ({reason:?})");
+        }
+    }
+    print_stats(&handle.stats());
+    Ok(())
+}
+
+fn print_stats(s: &session::LiveStats) {
+    let st = &s.stream;
+    let ms = |d: Option<Duration>| {
+        d.map_or_else(
+            || "-".to_owned(),
+            |d| format!("{:.2} ms", d.as_secs_f64() * 1e3),
+        )
+    };
+    let elapsed = s
+        .started
+        .map(|t| t.elapsed().as_secs_f64())
+        .unwrap_or_default();
+    let first = match (s.started, s.first_packet) {
+        (Some(a), Some(b)) => format!("{:.1} ms", b.duration_since(a).as_secs_f64() * 1e3),
+        _ => "-".to_owned(),
+    };
+    println!(
+        "mode            {}",
+        if s.transcoding {
+            "transcode"
+        } else {
+            "passthrough"
+        }
+    );
+    println!(
+        "size            {}x{} @ {} fps, {} kbit/s",
+        s.width, s.height, s.fps, s.kbps
+    );
+    println!("duration        {elapsed:.1} s");
+    println!("first packet    {first} after start");
+    println!(
+        "frames          {} ({} key frames, {} dropped)",
+        st.frames_sent, st.key_frames_sent, st.frames_dropped
+    );
+    println!(
+        "packets         {} ({} bytes, {} send errors)",
+        st.packets_sent, st.bytes_sent, st.send_errors
+    );
+    if elapsed > 0.0 {
+        println!(
+            "rate            {:.1} fps, {:.0} kbit/s",
+            st.frames_sent as f64 / elapsed,
+            st.bytes_sent as f64 * 8.0 / elapsed / 1000.0
+        );
+    }
+    println!(
+        "added latency   p50 {} p95 {} p99 {} max {}",
+        ms(st.latency.p50()),
+        ms(st.latency.p95()),
+        ms(st.latency.p99()),
+        ms(st.latency.max())
+    );
+    println!(
+        "rtcp received   {} (lost {} cumulative, jitter {})",
+        st.rtcp_received, s.cumulative_lost, s.jitter
+    );
+}
