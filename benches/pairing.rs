@@ -1,5 +1,5 @@
-//! Criterion benches of the pairing hot paths: pair-verify accessory work, frame seal/open of
-//! 1 KiB, TLV8 decode of a pair-setup M3 (and SRP server work per pair-setup).
+//! Criterion benches of the pairing hot paths: SRP server work per pair-setup, pair-verify
+//! accessory work, frame seal/open of 1 KiB, TLV8 decode of a pair-setup M3.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that fails should stop loudly
 
 use std::hint::black_box;
@@ -71,6 +71,43 @@ fn pair_verify(c: &mut Criterion) {
     });
 }
 
+/// The accessory's SRP work per pair-setup: verifier, B, then S, K and the proofs at M3.
+fn srp_server(c: &mut Criterion) {
+    use hap_proto::controller::setup::{ControllerSetup, SrpPadding};
+    use hap_proto::srp::{SrpServer, USERNAME};
+    const CODE: &str = "518-08-582";
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let salt = [0x5A; 16];
+    let secret = [0x3C; 32];
+    let server = SrpServer::new(USERNAME, CODE.as_bytes(), salt, secret);
+    let mut m2 = Writer::new();
+    m2.put_u8(TlvType::STATE.0, 2)
+        .put(TlvType::PUBLIC_KEY.0, server.public_key())
+        .put(TlvType::SALT.0, &salt);
+    let key = SigningKey::from_bytes(&[4; 32]);
+    let mut ctrl = ControllerSetup::new(
+        CODE,
+        SrpPadding::Strip,
+        PairingId(CONTROLLER_ID.to_vec()),
+        key,
+        &mut rng,
+    );
+    ctrl.start();
+    let m3 = ctrl.handle_m2(&m2.into_vec()).unwrap();
+    let items = tlv8::decode(&m3).unwrap();
+    let a = items.get(TlvType::PUBLIC_KEY.0).unwrap().to_vec();
+    let m1 = items.get(TlvType::PROOF.0).unwrap().to_vec();
+    let mut group = c.benchmark_group("srp");
+    group.sample_size(20);
+    group.bench_function("server_per_pair_setup", |b| {
+        b.iter(|| {
+            let server = SrpServer::new(USERNAME, CODE.as_bytes(), salt, secret);
+            black_box(server.verify_client(&a, &m1).unwrap());
+        });
+    });
+    group.finish();
+}
+
 fn frames(c: &mut Criterion) {
     let key = [0x11; 32];
     let plaintext = vec![0xA5u8; 1024];
@@ -116,5 +153,5 @@ fn tlv_decode_m3(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, pair_verify, frames, tlv_decode_m3);
+criterion_group!(benches, srp_server, pair_verify, frames, tlv_decode_m3);
 criterion_main!(benches);

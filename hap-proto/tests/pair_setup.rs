@@ -532,56 +532,6 @@ fn long_run_10000_pairings_per_variant() {
     });
 }
 
-/// Times the accessory's SRP work alone (verifier, B, S, proof check) per pair-setup.
-#[test]
-#[ignore = "timing: run in release with --ignored srp_server_cost --nocapture"]
-fn srp_server_cost() {
-    use hap_proto::srp::{SrpServer, USERNAME};
-    const ROUNDS: u32 = 200;
-    // Controller messages prepared up front, so only the server side is timed.
-    let mut cases = Vec::new();
-    for i in 0..ROUNDS {
-        let (mut ctrl, _, _) = controller(u64::from(i), CODE, SrpPadding::Pad);
-        let salt = [i as u8; 16];
-        let secret = [(i as u8) ^ 0x5A; 32];
-        let server = SrpServer::new(USERNAME, CODE.as_bytes(), salt, secret);
-        let mut m2 = Writer::new();
-        m2.put_u8(TlvType::STATE.0, 2)
-            .put(TlvType::PUBLIC_KEY.0, server.public_key())
-            .put(TlvType::SALT.0, &salt);
-        ctrl.start();
-        let m3 = ctrl.handle_m2(&m2.into_vec()).unwrap();
-        let items = hap_proto::tlv8::decode(&m3).unwrap();
-        let a = items.get(TlvType::PUBLIC_KEY.0).unwrap().to_vec();
-        let m1 = items.get(TlvType::PROOF.0).unwrap().to_vec();
-        cases.push((salt, secret, a, m1));
-    }
-    let started = Instant::now();
-    let cpu_started = thread_cpu_ns();
-    for (salt, secret, a, m1) in &cases {
-        let server = SrpServer::new(USERNAME, CODE.as_bytes(), *salt, *secret);
-        server.verify_client(a, m1).unwrap();
-    }
-    let per = started.elapsed().as_secs_f64() * 1000.0 / f64::from(ROUNDS);
-    let cpu = thread_cpu_ns()
-        .zip(cpu_started)
-        .map(|(end, start)| (end - start) as f64 / 1e6 / f64::from(ROUNDS));
-    println!(
-        "accessory SRP work: {per:.2} ms wall, {cpu:.2?} ms CPU per pair-setup ({ROUNDS} rounds)"
-    );
-}
-
-/// CPU time of the current thread in ns (Linux `/proc/thread-self/schedstat`), so the figure
-/// does not depend on how busy the shared machine is.
-fn thread_cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 const LONG_RUN: u64 = 10_000;
 /// Keeps the accessory's RNG stream apart from the controller's for the same seed.
 const ACCESSORY_SEED_XOR: u64 = 0xA5A5_0000_0000_0000;
