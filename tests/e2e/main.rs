@@ -4,6 +4,7 @@
 // Test code: a panic is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accessories;
 mod api;
 mod controller;
 mod interop;
