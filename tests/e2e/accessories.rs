@@ -59,10 +59,10 @@ fn motion_resets_after_the_reset_time_and_is_capped() {
     let mut reset_at = None;
     while t1.elapsed() < Duration::from_secs(5) && reset_at.is_none() {
         trigger_motion(&bridge, true);
-        if let Some((v, at)) = next_value(&mut c, aid, iid, Duration::from_millis(400)) {
-            if v == false {
-                reset_at = Some(at.duration_since(t1));
-            }
+        if let Some((Value::Bool(false), at)) =
+            next_value(&mut c, aid, iid, Duration::from_millis(400))
+        {
+            reset_at = Some(at.duration_since(t1));
         }
     }
     let capped = reset_at.expect("the cap reset motion while triggers continued");
