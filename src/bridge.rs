@@ -10,6 +10,7 @@ use hap_proto::setup::Category;
 
 use crate::accessories::{self, Built};
 use crate::api::{self, ApiState, CameraInfo, Transcoder};
+use crate::camera::{CameraManager, Routes};
 use crate::cli::Cli;
 use crate::config::{CameraMode, Config};
 use crate::control::Controller;
@@ -43,7 +44,9 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
     if config.bridge.bind.len() > 1 {
         tracing::warn!("bridge.bind: only the first address is used: {bind_ip}");
     }
+    let manager = CameraManager::new();
     let built = accessories::build_bridge(&config, &store)?;
+    let routes = attach_cameras(&manager, &config, &built)?;
     let bridge = start_server(
         &store,
         ServerKey::Bridge,
@@ -51,6 +54,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
         &config.bridge.model,
         Category::BRIDGE,
         built.db,
+        routes,
         SocketAddr::new(bind_ip, config.bridge.port),
         cli.setup_code.as_deref(),
         &advertiser,
@@ -69,8 +73,9 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
         .iter()
         .filter(|c| c.enabled && c.mode == CameraMode::Standalone)
     {
-        let Built { db, sensors } =
-            accessories::build_standalone(cam, &config.bridge.manufacturer, &store)?;
+        let built = accessories::build_standalone(cam, &config.bridge.manufacturer, &store)?;
+        let routes = attach_cameras(&manager, &config, &built)?;
+        let Built { db, sensors, .. } = built;
         let category = if cam.sensors.doorbell {
             Category::VIDEO_DOORBELL
         } else {
@@ -83,6 +88,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
             "Camera",
             category,
             db,
+            routes,
             SocketAddr::new(bind_ip, cam.port.unwrap_or(0)),
             None,
             &advertiser,
@@ -119,12 +125,11 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
         sensors,
         bridge_name: config.bridge.name.clone(),
         cameras: config.cameras.iter().map(camera_info).collect(),
-        // TODO(lead): hand this counter to the camera pipeline (streams running now).
-        active_streams: Arc::default(),
-        // TODO(lead): report the real encoder once media transcodes.
+        streams: manager.clone(),
+        // openh264 is built into the binary (no external encoder to find).
         transcoder: Transcoder {
             engine: "openh264",
-            available: false,
+            available: true,
         },
         token,
     });
@@ -138,11 +143,31 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    manager.shutdown().await;
     control.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
     advertiser.shutdown();
     drop(stop_rx);
     Ok(())
+}
+
+/// Creates the runtimes (hubs, stream slots) of the cameras placed in `built` and the routes
+/// their server sends camera writes and snapshots through.
+fn attach_cameras(
+    manager: &Arc<CameraManager>,
+    config: &Config,
+    built: &Built,
+) -> anyhow::Result<Routes> {
+    let mut runtimes = Vec::with_capacity(built.cameras.len());
+    for (id, placement) in &built.cameras {
+        let cam = config
+            .cameras
+            .iter()
+            .find(|c| &c.id == id)
+            .ok_or_else(|| anyhow::anyhow!("camera {id} placed but not configured"))?;
+        runtimes.push(manager.attach(cam, placement.clone())?);
+    }
+    Ok(Routes::new(&runtimes))
 }
 
 /// Starts one HAP server and prints how to pair with it while unpaired.
@@ -154,6 +179,7 @@ async fn start_server(
     model: &str,
     category: Category,
     db: hap_proto::db::Database,
+    cameras: Routes,
     bind: SocketAddr,
     setup_code_override: Option<&str>,
     advertiser: &Advertiser,
@@ -180,6 +206,7 @@ async fn start_server(
         store: pairings,
         db,
         config_number,
+        cameras,
     };
     let server = HapServer::create(params, bind, Some(advertiser)).await?;
     let inner = server.inner();

@@ -47,6 +47,8 @@ pub(crate) struct ServerParams {
     pub(crate) db: Database,
     /// The configuration number for this database shape.
     pub(crate) config_number: u16,
+    /// The cameras placed in the database.
+    pub(crate) cameras: crate::camera::Routes,
 }
 
 /// State shared by a server's connections; locked for the duration of one request.
@@ -57,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) gate: PairSetupGate,
     pub(crate) db: Database,
     pub(crate) rng: StdRng,
+    /// Camera writes and snapshots go here.
+    pub(crate) cameras: crate::camera::Routes,
 }
 
 /// Messages to every connection task of a server.
@@ -144,6 +148,7 @@ impl HapServer {
                 gate: PairSetupGate::new(),
                 db: params.db,
                 rng: StdRng::from_rng(&mut rand::rng()),
+                cameras: params.cameras,
             }),
             changes,
             control,
