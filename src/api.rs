@@ -114,7 +114,10 @@ fn router(state: Arc<ApiState>) -> Router {
         .route(&format!("{h}/cameras/{{id}}/doorbell"), post(doorbell))
         .route(&format!("{h}/streams"), get(streams::list))
         .route(&format!("{h}/streams/{{id}}"), delete(streams::stop))
-        .route(&format!("{h}/cameras/{{id}}/snapshot"), get(streams::snapshot))
+        .route(
+            &format!("{h}/cameras/{{id}}/snapshot"),
+            get(streams::snapshot),
+        )
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -52,10 +52,16 @@ pub(super) async fn snapshot(
         size.height.unwrap_or(DEFAULT_SNAPSHOT.1),
     );
     if !(MIN_SIDE..=MAX_SIDE).contains(&width) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, &format!("width: must be {MIN_SIDE}..={MAX_SIDE}"));
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("width: must be {MIN_SIDE}..={MAX_SIDE}"),
+        );
     }
     if !(MIN_SIDE..=MAX_SIDE).contains(&height) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, &format!("height: must be {MIN_SIDE}..={MAX_SIDE}"));
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("height: must be {MIN_SIDE}..={MAX_SIDE}"),
+        );
     }
     let Some(cam) = state.streams.camera(&id) else {
         return error(StatusCode::NOT_FOUND, &format!("no enabled camera {id}"));
@@ -69,8 +75,14 @@ pub(super) async fn snapshot(
             jpeg,
         )
             .into_response(),
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("camera {id}: {e}")),
-        Err(_) => error(StatusCode::GATEWAY_TIMEOUT, &format!("camera {id}: no picture in time")),
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("camera {id}: {e}"),
+        ),
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("camera {id}: no picture in time"),
+        ),
     }
 }
 
@@ -122,7 +134,10 @@ pub(super) fn metrics(state: &ApiState, out: &mut String) {
         latency.merge(&st.latency);
     }
     let mut counter = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     };
     counter(
         "hap_bridge_streams_started_total",

@@ -2,8 +2,8 @@
 //! iOS requires to see even though no audio is sent yet, and the SRTP suites.
 
 use hap_proto::camera::{
-    AudioCodecConfig, AudioSampleRate, BitrateMode, H264Level, H264Profile, StreamingStatus,
-    SupportedAudioConfig, SupportedRtpConfig, SupportedVideoConfig, SrtpCryptoSuite,
+    AudioCodecConfig, AudioSampleRate, BitrateMode, H264Level, H264Profile, SrtpCryptoSuite,
+    StreamingStatus, SupportedAudioConfig, SupportedRtpConfig, SupportedVideoConfig,
     VideoAttributes, VideoCodecConfig, VideoCodecType, encode_streaming_status,
 };
 use hap_proto::db::services::CameraConfig;
@@ -23,10 +23,8 @@ pub(crate) fn stream_service_config() -> CameraConfig {
 /// Apple Watch's).
 pub(crate) fn supported_video() -> SupportedVideoConfig {
     let at = |width, height, fps| VideoAttributes { width, height, fps };
-    let mut attributes: Vec<VideoAttributes> = SIZES_30
-        .iter()
-        .map(|&(w, h)| at(w, h, 30))
-        .collect();
+    let mut attributes: Vec<VideoAttributes> =
+        SIZES_30.iter().map(|&(w, h)| at(w, h, 30)).collect();
     attributes.extend(SIZES_15.iter().map(|&(w, h)| at(w, h, 15)));
     SupportedVideoConfig {
         codecs: vec![VideoCodecConfig {
@@ -86,7 +84,13 @@ const SIZES_30: &[(u16, u16)] = &[
     (320, 180),
 ];
 /// Sizes advertised at 15 fps as well; 320x240@15 is what an Apple Watch asks for.
-const SIZES_15: &[(u16, u16)] = &[(1920, 1080), (1280, 720), (640, 360), (480, 270), (320, 240)];
+const SIZES_15: &[(u16, u16)] = &[
+    (1920, 1080),
+    (1280, 720),
+    (640, 360),
+    (480, 270),
+    (320, 240),
+];
 
 #[cfg(test)]
 mod tests {
@@ -98,9 +102,19 @@ mod tests {
         let video = SupportedVideoConfig::decode(&config.supported_video).unwrap();
         assert_eq!(video, supported_video());
         let modes = &video.codecs[0].attributes;
-        for (w, h, fps) in [(1920, 1080, 30), (1280, 720, 30), (640, 360, 30), (480, 270, 30), (320, 240, 15)] {
+        for (w, h, fps) in [
+            (1920, 1080, 30),
+            (1280, 720, 30),
+            (640, 360, 30),
+            (480, 270, 30),
+            (320, 240, 15),
+        ] {
             assert!(
-                modes.contains(&VideoAttributes { width: w, height: h, fps }),
+                modes.contains(&VideoAttributes {
+                    width: w,
+                    height: h,
+                    fps
+                }),
                 "{w}x{h}@{fps} not advertised"
             );
         }

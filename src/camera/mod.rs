@@ -114,10 +114,16 @@ impl Routes {
             routes.by_aid.insert(cam.placement.aid, cam.clone());
             for (i, slot) in cam.slots.iter().enumerate() {
                 let c = slot.chars();
-                routes.by_char.insert(c.selected, (cam.clone(), i, CharKind::Selected));
-                routes.by_char.insert(c.setup, (cam.clone(), i, CharKind::Setup));
+                routes
+                    .by_char
+                    .insert(c.selected, (cam.clone(), i, CharKind::Selected));
+                routes
+                    .by_char
+                    .insert(c.setup, (cam.clone(), i, CharKind::Setup));
                 if let Some(active) = c.active {
-                    routes.by_char.insert(active, (cam.clone(), i, CharKind::Active));
+                    routes
+                        .by_char
+                        .insert(active, (cam.clone(), i, CharKind::Active));
                 }
             }
         }
@@ -329,6 +335,7 @@ impl CameraManager {
     }
 
     /// Removes a camera: its streams end, its hubs close when the last user lets go.
+    #[allow(dead_code)] // called by run-time camera removal (admin API, issue #5)
     pub(crate) fn detach(&self, id: &str) {
         let old = self.lock_cameras().remove(id);
         if let Some(old) = old {
@@ -395,7 +402,8 @@ impl CameraManager {
     fn unregister(&self, id: u64) {
         if let Some(entry) = self.lock_streams().remove(&id) {
             let s = entry.stats().stream;
-            self.ended_frames.fetch_add(s.frames_sent, Ordering::Relaxed);
+            self.ended_frames
+                .fetch_add(s.frames_sent, Ordering::Relaxed);
             self.ended_bytes.fetch_add(s.bytes_sent, Ordering::Relaxed);
         }
     }
@@ -406,11 +414,15 @@ impl CameraManager {
     }
 
     fn lock_cameras(&self) -> MutexGuard<'_, BTreeMap<String, Arc<CameraRuntime>>> {
-        self.cameras.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.cameras
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_streams(&self) -> MutexGuard<'_, BTreeMap<u64, StreamEntry>> {
-        self.streams.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

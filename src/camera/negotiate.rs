@@ -25,7 +25,10 @@ fn err(msg: impl Into<String>) -> NegotiateError {
 /// The local address to receive the controller's RTCP on: the address its HAP connection
 /// arrived at (so the stream uses the interface the controller reached us on), in the IP
 /// version of the controller's endpoint (HAP §7.5: "same IP version").
-pub(crate) fn local_ip_for(conn_local: IpAddr, controller: IpAddr) -> Result<IpAddr, NegotiateError> {
+pub(crate) fn local_ip_for(
+    conn_local: IpAddr,
+    controller: IpAddr,
+) -> Result<IpAddr, NegotiateError> {
     let local = match conn_local {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(conn_local, IpAddr::V4),
         IpAddr::V4(_) => conn_local,
@@ -46,7 +49,12 @@ pub(crate) fn srtp_keys(params: &SrtpParams) -> Result<SrtpKeys, NegotiateError>
         SrtpCryptoSuite::AES_CM_128_HMAC_SHA1_80 => SrtpSuite::AesCm128HmacSha1_80,
         SrtpCryptoSuite::AES_256_CM_HMAC_SHA1_80 => SrtpSuite::AesCm256HmacSha1_80,
         SrtpCryptoSuite::NONE => SrtpSuite::Null,
-        other => return Err(err(format!("Setup Endpoints: unknown SRTP crypto suite {}", other.0))),
+        other => {
+            return Err(err(format!(
+                "Setup Endpoints: unknown SRTP crypto suite {}",
+                other.0
+            )));
+        }
     };
     Ok(SrtpKeys {
         suite,
@@ -92,7 +100,10 @@ pub(crate) struct Endpoints {
 
 impl Endpoints {
     /// From a decoded Setup Endpoints write.
-    pub(crate) fn from_request(request: &SetupEndpointsRequest, ssrc: u32) -> Result<Self, NegotiateError> {
+    pub(crate) fn from_request(
+        request: &SetupEndpointsRequest,
+        ssrc: u32,
+    ) -> Result<Self, NegotiateError> {
         let c = &request.controller;
         if c.video_port == 0 {
             return Err(err("Setup Endpoints: controller video port is 0"));
@@ -117,7 +128,12 @@ pub(crate) fn stream_params(
         None | Some(HapProfile::HIGH) => H264Profile::High,
         Some(HapProfile::MAIN) => H264Profile::Main,
         Some(HapProfile::CONSTRAINED_BASELINE) => H264Profile::ConstrainedBaseline,
-        Some(other) => return Err(err(format!("Selected RTP Stream Configuration: unknown H.264 profile {}", other.0))),
+        Some(other) => {
+            return Err(err(format!(
+                "Selected RTP Stream Configuration: unknown H.264 profile {}",
+                other.0
+            )));
+        }
     };
     if video.rtp.payload_type > MAX_PAYLOAD_TYPE {
         return Err(err(format!(
@@ -125,10 +141,16 @@ pub(crate) fn stream_params(
             video.rtp.payload_type
         )));
     }
-    let default_mtu = if endpoints.destination.is_ipv4() { DEFAULT_MTU_V4 } else { DEFAULT_MTU_V6 };
+    let default_mtu = if endpoints.destination.is_ipv4() {
+        DEFAULT_MTU_V4
+    } else {
+        DEFAULT_MTU_V6
+    };
     let mtu = video.rtp.max_mtu.unwrap_or(default_mtu);
     if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
-        return Err(err(format!("Selected RTP Stream Configuration: max MTU {mtu} outside {MIN_MTU}..={MAX_MTU}")));
+        return Err(err(format!(
+            "Selected RTP Stream Configuration: max MTU {mtu} outside {MIN_MTU}..={MAX_MTU}"
+        )));
     }
     let interval = rtcp_interval(video.rtp.min_rtcp_interval);
     Ok(StreamParams {
@@ -154,24 +176,41 @@ pub(crate) fn stream_params(
 /// Maps a Reconfigure (new size, rate or bit rate, same session) to a `media` control.
 pub(crate) fn reconfigure(video: &SelectedVideo) -> Result<Control, NegotiateError> {
     let (width, height, fps, kbps) = size_rate(video)?;
-    Ok(Control::Reconfigure { width, height, fps, kbps })
+    Ok(Control::Reconfigure {
+        width,
+        height,
+        fps,
+        kbps,
+    })
 }
 
 fn size_rate(video: &SelectedVideo) -> Result<(u32, u32, u32, u32), NegotiateError> {
     let a = video.attributes;
     let (width, height, fps) = (u32::from(a.width), u32::from(a.height), u32::from(a.fps));
-    if width < MIN_DIMENSION || height < MIN_DIMENSION || width > MAX_DIMENSION || height > MAX_DIMENSION {
-        return Err(err(format!("Selected RTP Stream Configuration: size {width}x{height} out of range")));
+    if width < MIN_DIMENSION
+        || height < MIN_DIMENSION
+        || width > MAX_DIMENSION
+        || height > MAX_DIMENSION
+    {
+        return Err(err(format!(
+            "Selected RTP Stream Configuration: size {width}x{height} out of range"
+        )));
     }
     if width % 2 != 0 || height % 2 != 0 {
-        return Err(err(format!("Selected RTP Stream Configuration: size {width}x{height} is not even")));
+        return Err(err(format!(
+            "Selected RTP Stream Configuration: size {width}x{height} is not even"
+        )));
     }
     if fps == 0 || fps > MAX_FPS {
-        return Err(err(format!("Selected RTP Stream Configuration: frame rate {fps} outside 1..={MAX_FPS}")));
+        return Err(err(format!(
+            "Selected RTP Stream Configuration: frame rate {fps} outside 1..={MAX_FPS}"
+        )));
     }
     let kbps = u32::from(video.rtp.max_bitrate_kbps);
     if kbps < MIN_KBPS {
-        return Err(err(format!("Selected RTP Stream Configuration: max bitrate {kbps} kbit/s below {MIN_KBPS}")));
+        return Err(err(format!(
+            "Selected RTP Stream Configuration: max bitrate {kbps} kbit/s below {MIN_KBPS}"
+        )));
     }
     Ok((width, height, fps, kbps))
 }

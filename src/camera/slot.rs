@@ -190,14 +190,16 @@ impl Slot {
             }
             SessionCommand::SUSPEND => send(&state, Control::Suspend),
             SessionCommand::RESUME => send(&state, Control::Resume),
-            SessionCommand::RECONFIGURE => match selected.video.as_ref().map(negotiate::reconfigure) {
-                Some(Ok(control)) => send(&state, control),
-                Some(Err(e)) => {
-                    tracing::info!(camera = %cam.id, peer = %origin.peer, error = %e, "reconfigure refused");
-                    Err(HapStatus::INVALID_VALUE)
+            SessionCommand::RECONFIGURE => {
+                match selected.video.as_ref().map(negotiate::reconfigure) {
+                    Some(Ok(control)) => send(&state, control),
+                    Some(Err(e)) => {
+                        tracing::info!(camera = %cam.id, peer = %origin.peer, error = %e, "reconfigure refused");
+                        Err(HapStatus::INVALID_VALUE)
+                    }
+                    None => Err(HapStatus::INVALID_VALUE),
                 }
-                None => Err(HapStatus::INVALID_VALUE),
-            },
+            }
             _ => Err(HapStatus::INVALID_VALUE),
         };
         match result {
@@ -215,18 +217,27 @@ impl Slot {
     ) -> Result<(), HapStatus> {
         let State::Prepared(prepared) = &**state else {
             // Started already: a repeated Start changes nothing.
-            return if matches!(**state, State::Running(_)) { Ok(()) } else { Err(HapStatus::NOT_ALLOWED_IN_CURRENT_STATE) };
+            return if matches!(**state, State::Running(_)) {
+                Ok(())
+            } else {
+                Err(HapStatus::NOT_ALLOWED_IN_CURRENT_STATE)
+            };
         };
         let Some(video) = &selected.video else {
             tracing::info!(camera = %cam.id, peer = %origin.peer, "Start without video parameters refused");
             return Err(HapStatus::INVALID_VALUE);
         };
         let mut rng = rand::rng();
-        let params = negotiate::stream_params(&prepared.endpoints, video, rng.random(), rng.random())
-            .map_err(|e| {
-                tracing::info!(camera = %cam.id, peer = %origin.peer, error = %e, "Start refused");
-                HapStatus::INVALID_VALUE
-            })?;
+        let params = negotiate::stream_params(
+            &prepared.endpoints,
+            video,
+            rng.random(),
+            rng.random(),
+        )
+        .map_err(|e| {
+            tracing::info!(camera = %cam.id, peer = %origin.peer, error = %e, "Start refused");
+            HapStatus::INVALID_VALUE
+        })?;
         let Some(manager) = cam.manager.upgrade() else {
             return Err(HapStatus::SERVICE_COMMUNICATION_FAILURE);
         };
@@ -262,7 +273,12 @@ impl Slot {
     }
 
     /// Active (`B0`) written: off ends the running session.
-    pub(crate) fn set_active(&self, cam: &Arc<CameraRuntime>, on: bool, origin: &RequestOrigin<'_>) {
+    pub(crate) fn set_active(
+        &self,
+        cam: &Arc<CameraRuntime>,
+        on: bool,
+        origin: &RequestOrigin<'_>,
+    ) {
         if !on {
             tracing::info!(camera = %cam.id, slot = self.index, "stream service switched off");
             self.stop("Active switched off");
@@ -280,7 +296,12 @@ impl Slot {
     }
 
     /// The connection that set the session up closed.
-    pub(crate) fn connection_closed(&self, cam: &Arc<CameraRuntime>, conn: u64, server: &Arc<Inner>) {
+    pub(crate) fn connection_closed(
+        &self,
+        cam: &Arc<CameraRuntime>,
+        conn: u64,
+        server: &Arc<Inner>,
+    ) {
         let mine = self.lock().session().is_some_and(|(_, c)| c == conn);
         if mine {
             tracing::info!(camera = %cam.id, slot = self.index, conn, "HAP connection closed: ending its stream");
@@ -297,10 +318,10 @@ impl Slot {
         let server = Arc::downgrade(server);
         let index = self.index;
         tokio::spawn(async move {
-            if let (Some(cam), Some(server)) = (cam.upgrade(), server.upgrade()) {
-                if let Some(slot) = cam.slots.get(index) {
-                    sync_status(&server, slot);
-                }
+            if let (Some(cam), Some(server)) = (cam.upgrade(), server.upgrade())
+                && let Some(slot) = cam.slots.get(index)
+            {
+                sync_status(&server, slot);
             }
         });
     }
@@ -340,7 +361,9 @@ impl Slot {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -361,7 +384,10 @@ fn sync_status(server: &Inner, slot: &Slot) {
     } else {
         StreamingStatus::AVAILABLE
     };
-    let _ = server.set_value(slot.chars.status, Value::Tlv8(encode_streaming_status(status)));
+    let _ = server.set_value(
+        slot.chars.status,
+        Value::Tlv8(encode_streaming_status(status)),
+    );
 }
 
 fn nonzero(rng: &mut impl rand::Rng) -> u32 {
@@ -409,7 +435,11 @@ impl StreamTask {
 
     async fn stream(&mut self, controller: SocketAddr, begun: Instant) -> String {
         let mut early = Vec::new();
-        let start = session::start(self.cam.media().clone(), self.socket.clone(), self.params.clone());
+        let start = session::start(
+            self.cam.media().clone(),
+            self.socket.clone(),
+            self.params.clone(),
+        );
         let mut start = pin!(start);
         // Commands that arrive while the feed opens are kept; a stop cancels the start.
         let started = loop {

@@ -21,9 +21,7 @@ use crate::camera::{RequestOrigin, Routes};
 /// Serves one connection; the accept loop has already counted it in `inner.connections`.
 pub(super) async fn run(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr, id: u64) {
     tracing::debug!(server = %inner.name, %peer, conn = id, "connection opened");
-    let local = socket
-        .local_addr()
-        .unwrap_or_else(|_| inner.local_addr);
+    let local = socket.local_addr().unwrap_or_else(|_| inner.local_addr);
     let origin = RequestOrigin {
         server: &inner,
         conn: id,
@@ -178,7 +176,11 @@ fn handle_event(
 async fn snapshot(origin: &RequestOrigin<'_>, conn: &mut Connection, request: SnapshotRequest) {
     let inner = origin.server;
     // A standalone camera is aid 1 and controllers may leave `aid` out.
-    let camera = inner.lock().cameras.camera(request.aid.unwrap_or(1)).cloned();
+    let camera = inner
+        .lock()
+        .cameras
+        .camera(request.aid.unwrap_or(1))
+        .cloned();
     let image = match camera {
         None => {
             tracing::debug!(server = %inner.name, ?request, "snapshot of no camera");
@@ -186,7 +188,12 @@ async fn snapshot(origin: &RequestOrigin<'_>, conn: &mut Connection, request: Sn
         }
         Some(cam) => {
             let started = Instant::now();
-            match tokio::time::timeout(SNAPSHOT_TIMEOUT, cam.snapshot(request.width, request.height)).await {
+            match tokio::time::timeout(
+                SNAPSHOT_TIMEOUT,
+                cam.snapshot(request.width, request.height),
+            )
+            .await
+            {
                 Ok(Ok(jpeg)) => {
                     tracing::debug!(camera = %cam.id, width = request.width, height = request.height, ms = started.elapsed().as_millis(), "snapshot");
                     // Counted for the admin API's /metrics.

@@ -6,8 +6,12 @@
 
 mod accessories;
 mod api;
+mod camera;
+mod camera_util;
 mod controller;
 mod interop;
 mod pairing;
+#[path = "../../media/tests/runtime/fixture.rs"]
+mod rtsp_fixture;
 mod server;
 mod util;

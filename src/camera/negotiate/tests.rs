@@ -25,14 +25,20 @@ fn ios_setup() -> SetupEndpointsRequest {
 fn the_ios_setup_endpoints_capture_maps_to_a_destination_and_keys() {
     let req = ios_setup();
     let ep = Endpoints::from_request(&req, 0x1234_5678).unwrap();
-    assert_eq!(ep.destination.ip(), IpAddr::V4(Ipv4Addr::new(192, 168, 0, 13)));
+    assert_eq!(
+        ep.destination.ip(),
+        IpAddr::V4(Ipv4Addr::new(192, 168, 0, 13))
+    );
     assert_eq!(ep.destination.port(), req.controller.video_port);
     assert_eq!(ep.srtp.suite, SrtpSuite::AesCm128HmacSha1_80);
     assert_eq!(ep.srtp.key, req.video_srtp.key);
     assert_eq!(ep.srtp.salt, req.video_srtp.salt);
     // Keys never show in Debug output.
     let debug = format!("{ep:?}");
-    assert!(!debug.contains(&format!("{:?}", req.video_srtp.key)), "{debug}");
+    assert!(
+        !debug.contains(&format!("{:?}", req.video_srtp.key)),
+        "{debug}"
+    );
 }
 
 #[test]
@@ -64,7 +70,14 @@ fn the_start_capture_maps_to_stream_parameters() {
     let video = start.video.as_ref().unwrap();
     let ep = Endpoints::from_request(&ios_setup(), 77).unwrap();
     let p = stream_params(&ep, video, 1, 2).unwrap();
-    assert_eq!((p.width, p.height, p.fps), (u32::from(video.attributes.width), u32::from(video.attributes.height), u32::from(video.attributes.fps)));
+    assert_eq!(
+        (p.width, p.height, p.fps),
+        (
+            u32::from(video.attributes.width),
+            u32::from(video.attributes.height),
+            u32::from(video.attributes.fps)
+        )
+    );
     assert_eq!(p.kbps, u32::from(video.rtp.max_bitrate_kbps));
     assert_eq!(p.payload_type, video.rtp.payload_type);
     // We keep sending with the SSRC we announced, not the controller's (§7.6).
@@ -99,7 +112,12 @@ fn a_reconfigure_with_interval_zero_keeps_the_default_and_maps_size_and_rate() {
     let v = video(640, 360, 30, 800);
     assert_eq!(
         reconfigure(&v).unwrap(),
-        Control::Reconfigure { width: 640, height: 360, fps: 30, kbps: 800 }
+        Control::Reconfigure {
+            width: 640,
+            height: 360,
+            fps: 30,
+            kbps: 800
+        }
     );
     let ep = Endpoints::from_request(&ios_setup(), 1).unwrap();
     let p = stream_params(&ep, &v, 0, 0).unwrap();
@@ -121,7 +139,12 @@ fn nonsense_is_refused_with_the_field_named() {
     }
     let mut v = video(640, 360, 30, 300);
     v.rtp.payload_type = 200;
-    assert!(stream_params(&ep, &v, 0, 0).unwrap_err().0.contains("payload type"));
+    assert!(
+        stream_params(&ep, &v, 0, 0)
+            .unwrap_err()
+            .0
+            .contains("payload type")
+    );
     v.rtp.payload_type = 99;
     v.rtp.max_mtu = Some(10);
     assert!(stream_params(&ep, &v, 0, 0).unwrap_err().0.contains("MTU"));
