@@ -174,6 +174,12 @@ fn two_streams_play_a_third_is_refused_and_streams_end_with_their_connection_or_
     b.pair_verify(&me, &acc).unwrap();
     let mut watcher = Conn::open(bridge.hap);
     watcher.pair_verify(&me, &acc).unwrap();
+    // A connection that only listens for Streaming Status events of service 1.
+    let mut events = Conn::open(bridge.hap);
+    events.pair_verify(&me, &acc).unwrap();
+    crate::pairing::subscribe(&mut events, aid, services[1].status);
+    let pid = bridge.pid().unwrap();
+    let sockets_before = open_sockets(pid);
 
     // Stream A on service 0 from connection a, kept alive by RTCP.
     let ra = Receiver::start();
@@ -258,6 +264,12 @@ fn two_streams_play_a_third_is_refused_and_streams_end_with_their_connection_or_
         "resumed stream sends nothing"
     );
 
+    // Streaming Status events follow (HAP §7.7): B's service went in use.
+    assert_eq!(
+        status_event(&mut events, &services[1], Duration::from_secs(2)),
+        Some(StreamingStatus::IN_USE)
+    );
+
     // B hears no RTCP: it ends within 5 × 0.5 s of its start (HAP §7.9), and its service frees.
     let last_b = rb
         .wait_for_silence(Duration::from_millis(500), Duration::from_secs(8))
@@ -300,6 +312,42 @@ fn two_streams_play_a_third_is_refused_and_streams_end_with_their_connection_or_
     let (code, streams) = bridge.api_get("/api/v1/homekit/streams");
     assert_eq!(code, 200);
     assert_eq!(streams["streams"], json!([]), "streams left behind");
+    // Nothing left behind: the UDP sockets are closed, and so is connection a's TCP socket.
+    let sockets_after = open_sockets(pid);
+    assert!(
+        sockets_after < sockets_before,
+        "sockets before the streams {sockets_before}, after {sockets_after}"
+    );
+}
+
+/// Sockets the process holds open (`/proc/PID/fd`).
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
+/// The next Streaming Status event of service `s`.
+fn status_event(
+    c: &mut Conn,
+    s: &crate::camera_util::StreamService,
+    timeout: Duration,
+) -> Option<StreamingStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let event = c.next_message(deadline.saturating_duration_since(Instant::now()), true)?;
+        if let Some(v) = crate::pairing::event_value(&event, s.aid, s.status) {
+            let bytes =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v.as_str()?)
+                    .ok()?;
+            return hap_proto::camera::decode_streaming_status(&bytes).ok();
+        }
+    }
+    None
 }
 
 #[test]
