@@ -384,3 +384,54 @@ fn a_snapshot_is_a_jpeg_of_the_requested_size() {
     assert_eq!(code, 200);
     assert_eq!(jpeg_size(&tmp.0, &jpeg), (320, 180));
 }
+
+#[test]
+fn a_transcoded_stream_is_decoded_and_shutdown_ends_it_cleanly() {
+    let mut bridge = Bridge::start();
+    let tmp = TempDir::new("camera-shutdown");
+    let (mut c, _, _, aid) = connect(&bridge, "Demo Camera");
+    let s = stream_services(&mut c, aid)[0];
+    // The test pattern is 1280x720: a 640x360 request is transcoded.
+    let ffmpeg = Ffmpeg::start(&tmp.0);
+    thread::sleep(Duration::from_millis(800));
+    let resp = setup_endpoints(&mut c, &s, [0x5; 16], ffmpeg.port);
+    let _rtcp = RtcpPinger::start(accessory_addr(&resp));
+    let (code, body) = select(
+        &mut c,
+        &s,
+        &selected([0x5; 16], SessionCommand::START, (640, 360, 30), 500),
+    );
+    assert_eq!(code, 204, "{body}");
+    assert!(
+        ffmpeg.wait_for((640, 360), 30, Duration::from_secs(25)),
+        "ffmpeg decoded {:?}\n{}",
+        summary(&ffmpeg.frame_sizes()),
+        ffmpeg.log()
+    );
+    assert_eq!(
+        ffmpeg.count((1280, 720)),
+        0,
+        "the source size leaked into a 640x360 stream"
+    );
+    let (_, streams) = bridge.api_get("/api/v1/homekit/streams");
+    assert_eq!(streams["streams"][0]["mode"], "transcode", "{streams}");
+
+    // SIGTERM mid-stream: the process ends the stream and exits cleanly.
+    let t = Instant::now();
+    assert!(
+        bridge.stop(),
+        "the bridge did not exit cleanly with a live stream"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+    let decoded = ffmpeg.count((640, 360));
+    thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        ffmpeg.count((640, 360)),
+        decoded,
+        "pictures after the bridge exited"
+    );
+}
