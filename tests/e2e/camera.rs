@@ -435,3 +435,42 @@ fn a_transcoded_stream_is_decoded_and_shutdown_ends_it_cleanly() {
         "pictures after the bridge exited"
     );
 }
+
+#[test]
+fn a_stream_service_switched_off_is_unavailable_and_refuses_sessions() {
+    let bridge = Bridge::start();
+    let (mut c, _, _, aid) = connect(&bridge, "Demo Camera");
+    let s = stream_services(&mut c, aid)[1];
+    let active = |c: &mut Conn, on: u8| {
+        let (code, body) = c.json(
+            "PUT",
+            "/characteristics",
+            Some(&json!({"characteristics": [{"aid": aid, "iid": s.active, "value": on}]})),
+        );
+        assert_eq!(code, 204, "{body}");
+    };
+    active(&mut c, 0);
+    let off = wait_status(
+        &mut c,
+        &s,
+        StreamingStatus::UNAVAILABLE,
+        Duration::from_secs(2),
+    );
+    assert!(off, "{}", bridge.output());
+    let rx = Receiver::start();
+    assert_eq!(
+        setup_endpoints(&mut c, &s, [0x6; 16], rx.port).status,
+        SetupStatus::BUSY
+    );
+    active(&mut c, 1);
+    assert!(wait_status(
+        &mut c,
+        &s,
+        StreamingStatus::AVAILABLE,
+        Duration::from_secs(2)
+    ));
+    assert_eq!(
+        setup_endpoints(&mut c, &s, [0x6; 16], rx.port).status,
+        SetupStatus::SUCCESS
+    );
+}

@@ -44,6 +44,7 @@ pub(crate) struct StreamService {
     pub(crate) selected: u64,
     pub(crate) setup: u64,
     pub(crate) status: u64,
+    pub(crate) active: u64,
 }
 
 /// The stream services of accessory `aid`, in order.
@@ -76,6 +77,7 @@ pub(crate) fn stream_services(c: &mut Conn, aid: u64) -> Vec<StreamService> {
                 selected: iid("117"),
                 setup: iid("118"),
                 status: iid("120"),
+                active: iid("B0"),
             }
         })
         .collect()
