@@ -220,6 +220,21 @@ fn two_streams_play_a_third_is_refused_and_streams_end_with_their_connection_or_
         StreamingStatus::IN_USE
     );
 
+    // The streams in /metrics (Prometheus text): two started, frames and a latency histogram.
+    let (code, metrics) = crate::util::http_text(bridge.api, "GET", "/metrics", None).unwrap();
+    assert_eq!(code, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from\n{metrics}"))
+    };
+    assert_eq!(value("hap_bridge_active_streams"), 2.0);
+    assert_eq!(value("hap_bridge_streams_started_total"), 2.0);
+    assert!(value("hap_bridge_stream_frames_sent_total") > 0.0);
+    assert!(value("hap_bridge_stream_frame_latency_seconds_count") > 0.0);
+    assert!(value("hap_bridge_stream_frame_latency_seconds_bucket{le=\"+Inf\"}") > 0.0);
+
     // A third stream while two play: both services answer busy, the two streams go on.
     let rc = Receiver::start();
     for s in &services {
