@@ -179,7 +179,7 @@ fn two_streams_play_a_third_is_refused_and_streams_end_with_their_connection_or_
     events.pair_verify(&me, &acc).unwrap();
     crate::pairing::subscribe(&mut events, aid, services[1].status);
     let pid = bridge.pid().unwrap();
-    let sockets_before = open_sockets(pid);
+    let udp_before = udp_sockets(pid);
 
     // Stream A on service 0 from connection a, kept alive by RTCP.
     let ra = Receiver::start();
@@ -327,22 +327,35 @@ fn two_streams_play_a_third_is_refused_and_streams_end_with_their_connection_or_
     let (code, streams) = bridge.api_get("/api/v1/homekit/streams");
     assert_eq!(code, 200);
     assert_eq!(streams["streams"], json!([]), "streams left behind");
-    // Nothing left behind: the UDP sockets are closed, and so is connection a's TCP socket.
-    let sockets_after = open_sockets(pid);
-    assert!(
-        sockets_after < sockets_before,
-        "sockets before the streams {sockets_before}, after {sockets_after}"
+    // Nothing left behind: both streams' UDP sockets are closed.
+    let udp_after = udp_sockets(pid);
+    assert_eq!(
+        udp_after, udp_before,
+        "UDP sockets before the streams {udp_before}, after {udp_after}"
     );
 }
 
-/// Sockets the process holds open (`/proc/PID/fd`).
-fn open_sockets(pid: u32) -> usize {
+/// UDP sockets the process holds open: its `/proc/PID/fd` sockets whose inode is in
+/// `/proc/PID/net/udp` or `udp6`.
+fn udp_sockets(pid: u32) -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["udp", "udp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        inodes.extend(
+            text.lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(9).map(str::to_owned)),
+        );
+    }
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| {
-            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
         })
+        .filter(|inode| inodes.contains(inode))
         .count()
 }
 
