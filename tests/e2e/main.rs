@@ -8,6 +8,7 @@ mod accessories;
 mod api;
 mod controller;
 mod interop;
+mod page;
 mod pairing;
 mod server;
 mod util;

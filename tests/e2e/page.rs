@@ -1,0 +1,239 @@
+//! The web page at `/` in headless Chromium (Debian's `chromium`, installed by `tests/run.sh`):
+//! the DOM after the page's scripts ran (`--dump-dom`) shows the status, the setup code and the
+//! QR code while unpaired, the cameras, and no code once paired; a screenshot (PNG, kept in
+//! `target/tmp/`) decodes and the QR code in it decodes back to the setup URI.
+//!
+//! Without Chromium the test is skipped with a loud message, except under CI (`CI=true`), where
+//! a missing browser fails it. Chromium runs in its own process group, killed after a timeout.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hap_proto::controller::setup::SrpPadding;
+
+use crate::controller::{Conn, Identity};
+use crate::util::{Bridge, SETUP_CODE, TempDir, show};
+
+/// Two bridged cameras, one with extra sensors.
+const CONFIG: &str = "[bridge]\nmdns_interfaces = [\"lo\"]\n\n\
+    [[cameras]]\nid = \"demo\"\nname = \"Demo Camera\"\nsource = \"test-pattern\"\n\n\
+    [[cameras]]\nid = \"garage\"\nname = \"Garage Door\"\nsource = \"rtsp://admin:s3cret@192.0.2.7/live\"\n\
+    sensors = { motion = true, occupancy = true }\n";
+
+#[test]
+fn page_shows_status_setup_code_qr_and_cameras_in_chromium() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let tmp = TempDir::new("page");
+    let bridge = Bridge::start_in(&tmp.0, Some(CONFIG));
+    let url = format!("{}/", bridge.api_base());
+    let status = bridge.status();
+    let uri = status["setup_uri"].as_str().unwrap().to_owned();
+
+    let dom = dump_dom(&chromium, &tmp.0, &url);
+    let fail = |why: &str| {
+        format!(
+            "{why}\n--- DOM ---\n{dom}\n--- bridge ---\n{}",
+            bridge.output()
+        )
+    };
+    assert!(
+        dom.contains("<title>hap-bridge</title>"),
+        "{}",
+        fail("no page")
+    );
+    assert!(
+        dom.contains(&format!("class=\"code\">{SETUP_CODE}<")),
+        "{}",
+        fail("the setup code is not shown")
+    );
+    assert!(
+        dom.contains("id=\"qr\"") && dom.contains("src=\"blob:"),
+        "{}",
+        fail("no QR image")
+    );
+    for text in ["Demo Camera", "Garage Door", "garage", "motion, occupancy"] {
+        assert!(
+            dom.contains(text),
+            "{}",
+            fail(&format!("{text:?} not listed"))
+        );
+    }
+    assert!(
+        dom.contains(&format!(">{}<", bridge.hap.port())),
+        "{}",
+        fail("the HAP port is not in the status")
+    );
+    assert!(
+        !dom.contains("s3cret"),
+        "{}",
+        fail("an RTSP password leaked")
+    );
+    assert!(
+        dom.contains("id=\"error\"></p>") || dom.contains("id=\"error\" hidden=\"\""),
+        "{}",
+        fail("the page shows an error")
+    );
+
+    // The screenshot: a real PNG of the window's size, with the QR code readable in it.
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("page-unpaired.png");
+    let _ = std::fs::remove_file(&shot);
+    screenshot(&chromium, &tmp.0, &url, &shot);
+    let bytes = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
+    assert!(bytes.len() > 20_000, "screenshot of {} bytes", bytes.len());
+    let img = image::load_from_memory(&bytes).unwrap().to_luma8();
+    assert_eq!((img.width(), img.height()), (WIDTH, HEIGHT));
+    let distinct: std::collections::BTreeSet<u8> = img.pixels().map(|p| p.0[0]).collect();
+    assert!(distinct.len() > 16, "a nearly blank screenshot");
+    assert_eq!(
+        decode_qr(&img).as_deref(),
+        Some(uri.as_str()),
+        "the QR code in the screenshot ({})",
+        shot.display()
+    );
+    show(&format!(
+        "page test: screenshot {} ({} bytes)",
+        shot.display(),
+        bytes.len()
+    ));
+
+    // Paired: the page says so, without code or QR.
+    let me = Identity::new(21);
+    Conn::open(bridge.hap)
+        .pair_setup(&me, SETUP_CODE, SrpPadding::Strip)
+        .unwrap();
+    let dom = dump_dom(&chromium, &tmp.0, &url);
+    assert!(dom.contains("Paired."), "{dom}");
+    assert!(!dom.contains(SETUP_CODE), "{dom}");
+    assert!(!dom.contains("id=\"qr\""), "{dom}");
+}
+
+/// Finds Chromium: `$HAP_BRIDGE_CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
+/// Missing: `None` with a loud message, or a panic under CI.
+fn chromium() -> Option<PathBuf> {
+    let found = std::env::var_os("HAP_BRIDGE_CHROMIUM")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .or_else(|| {
+            let path = std::env::var_os("PATH")?;
+            std::env::split_paths(&path).find_map(|dir| {
+                ["chromium", "chromium-browser"]
+                    .iter()
+                    .map(|name| dir.join(name))
+                    .find(|p| p.is_file())
+            })
+        });
+    if found.is_none() {
+        let why = "headless Chromium not found (install Debian's `chromium`, as tests/run.sh \
+                   does, or set HAP_BRIDGE_CHROMIUM)";
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{why}: the page test cannot be skipped under CI"
+        );
+        show(&format!(
+            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+             !!! SKIPPED the web page test: {why}\n\
+             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+        ));
+    }
+    found
+}
+
+/// The DOM after the page's scripts ran.
+fn dump_dom(chromium: &Path, tmp: &Path, url: &str) -> String {
+    let (ok, out, err) = run_chromium(chromium, tmp, &["--dump-dom", url]);
+    assert!(ok, "chromium --dump-dom failed:\n{err}");
+    out
+}
+
+fn screenshot(chromium: &Path, tmp: &Path, url: &str, file: &Path) {
+    let shot = format!("--screenshot={}", file.display());
+    let size = format!("--window-size={WIDTH},{HEIGHT}");
+    let (ok, _, err) = run_chromium(chromium, tmp, &[&shot, &size, url]);
+    assert!(ok && file.is_file(), "chromium --screenshot failed:\n{err}");
+}
+
+/// Runs headless Chromium with `args` in its own process group; the whole group is killed
+/// after [`CHROMIUM_TIMEOUT`]. Returns (exited with 0, stdout, stderr).
+fn run_chromium(chromium: &Path, tmp: &Path, args: &[&str]) -> (bool, String, String) {
+    let profile = tmp.join("chromium-profile");
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-extensions",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            // Time for the page's fetches to complete before the DOM or picture is taken.
+            "--virtual-time-budget=8000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", chromium.display()));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_thread = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        s
+    });
+    let err_thread = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let deadline = Instant::now() + CHROMIUM_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    // The browser's helper processes share its group: end them all (also after a normal exit).
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.wait();
+    let stdout = out_thread.join().unwrap_or_default();
+    let stderr = err_thread.join().unwrap_or_default();
+    match status {
+        Some(s) => (s.success(), stdout, stderr),
+        None => (
+            false,
+            stdout,
+            format!("killed after {CHROMIUM_TIMEOUT:?}\n{stderr}"),
+        ),
+    }
+}
+
+/// The text of the one QR code found in a greyscale picture.
+fn decode_qr(img: &image::GrayImage) -> Option<String> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+        img.get_pixel(x as u32, y as u32).0[0]
+    });
+    let grids = prepared.detect_grids();
+    grids.first()?.decode().ok().map(|(_, text)| text)
+}
+
+/// Screenshot size.
+const WIDTH: u32 = 1280;
+const HEIGHT: u32 = 900;
+/// Longest a Chromium run may take (debug bridge, busy 2-core machine).
+const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
