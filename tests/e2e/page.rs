@@ -1,7 +1,9 @@
 //! The web page at `/` in headless Chromium (Debian's `chromium`, installed by `tests/run.sh`):
 //! the DOM after the page's scripts ran (`--dump-dom`) shows the status, the setup code and the
-//! QR code while unpaired, the cameras, and no code once paired; a screenshot (PNG, kept in
-//! `target/tmp/`) decodes and the QR code in it decodes back to the setup URI.
+//! QR code while unpaired, the cameras (masked RTSP URLs, snapshot thumbnails or a note while
+//! there is none), the live streams section, and no code once paired; a screenshot (PNG, kept in
+//! `target/tmp/`) decodes and the QR code in it decodes back to the setup URI. Off loopback the
+//! page asks for the API token.
 //!
 //! Without Chromium the test is skipped with a loud message, except under CI (`CI=true`), where
 //! a missing browser fails it. Chromium runs in its own process group, killed after a timeout.
@@ -56,13 +58,46 @@ fn page_shows_status_setup_code_qr_and_cameras_in_chromium() {
         "{}",
         fail("no QR image")
     );
-    for text in ["Demo Camera", "Garage Door", "garage", "motion, occupancy"] {
+    for text in [
+        "Demo Camera",
+        "Garage Door",
+        "garage · bridged",
+        "sensors: motion, occupancy",
+        // The RTSP URL, password masked.
+        "rtsp://admin:***@192.0.2.7/live",
+    ] {
         assert!(
             dom.contains(text),
             "{}",
             fail(&format!("{text:?} not listed"))
         );
     }
+    // Each camera card asks for its snapshot; while there is none the card says so.
+    assert!(
+        dom.contains(
+            "data-src=\"/api/v1/homekit/cameras/garage/snapshot?width=320&amp;height=180\""
+        ),
+        "{}",
+        fail("no snapshot thumbnail for garage")
+    );
+    let snapshot_ok = dom.matches("<img alt=\"Snapshot of ").count() == 2;
+    assert!(
+        snapshot_ok || dom.matches("no snapshot available").count() == 2,
+        "{}",
+        fail("thumbnails neither shown nor replaced by a note")
+    );
+    // Live streams: a table, or a note while the bridge has no stream statistics.
+    assert!(
+        dom.contains("No live streams.")
+            || dom.contains("Live stream statistics are not available"),
+        "{}",
+        fail("no live streams section")
+    );
+    assert!(
+        dom.contains("<form id=\"token-form\" hidden=\"\""),
+        "{}",
+        fail("the token form shows on loopback")
+    );
     assert!(
         dom.contains(&format!(">{}<", bridge.hap.port())),
         "{}",
@@ -112,6 +147,20 @@ fn page_shows_status_setup_code_qr_and_cameras_in_chromium() {
     assert!(!dom.contains("id=\"qr\""), "{dom}");
 }
 
+#[test]
+fn page_asks_for_the_token_when_the_api_needs_one() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let tmp = TempDir::new("page-token");
+    // Off loopback the API requires a token; the page itself is served without one.
+    let bridge = Bridge::start_with(&tmp.0, None, "0.0.0.0:0");
+    let dom = dump_dom(&chromium, &tmp.0, &format!("{}/", bridge.api_base()));
+    assert!(dom.contains("<form id=\"token-form\">"), "{dom}");
+    assert!(dom.contains("The admin API needs a token."), "{dom}");
+    assert!(!dom.contains(SETUP_CODE), "{dom}");
+}
+
 /// Finds Chromium: `$HAP_BRIDGE_CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
 /// Missing: `None` with a loud message, or a panic under CI.
 fn chromium() -> Option<PathBuf> {
@@ -143,11 +192,22 @@ fn chromium() -> Option<PathBuf> {
     found
 }
 
-/// The DOM after the page's scripts ran.
+/// The DOM after the page's scripts ran, without the text of its `<script>` and `<style>`
+/// elements (so that a string the script merely contains does not count as shown).
 fn dump_dom(chromium: &Path, tmp: &Path, url: &str) -> String {
     let (ok, out, err) = run_chromium(chromium, tmp, &["--dump-dom", url]);
     assert!(ok, "chromium --dump-dom failed:\n{err}");
-    out
+    let mut dom = out;
+    for tag in ["script", "style"] {
+        while let Some(start) = dom.find(&format!("<{tag}>")) {
+            let close = format!("</{tag}>");
+            let Some(len) = dom[start..].find(&close) else {
+                break;
+            };
+            dom.replace_range(start..start + len + close.len(), "");
+        }
+    }
+    dom
 }
 
 fn screenshot(chromium: &Path, tmp: &Path, url: &str, file: &Path) {
@@ -234,6 +294,6 @@ fn decode_qr(img: &image::GrayImage) -> Option<String> {
 
 /// Screenshot size.
 const WIDTH: u32 = 1280;
-const HEIGHT: u32 = 900;
+const HEIGHT: u32 = 1300;
 /// Longest a Chromium run may take (debug bridge, busy 2-core machine).
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
