@@ -306,6 +306,28 @@ impl Controller {
         Ok(removed.config)
     }
 
+    /// Starts a standalone camera's server again with the configuration it had (after a failed
+    /// change); a failure is logged.
+    async fn restore_standalone(&self, config: CameraConfig, serve: bool) {
+        let manufacturer = &self.runtime.config.bridge.manufacturer;
+        match start_standalone(&self.store, &config, manufacturer, &self.runtime, serve).await {
+            Ok((server, sensors)) => {
+                let server = Arc::new(server);
+                write(&self.standalone).insert(
+                    config.id.clone(),
+                    Standalone {
+                        server,
+                        config,
+                        sensors,
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::error!(camera = %config.id, error = %format!("{e:#}"), "cannot restart the standalone camera after a failed change");
+            }
+        }
+    }
+
     /// Checks `next` as a whole, applies it, then persists with `persist`; when persisting
     /// fails the previous cameras are applied again.
     async fn change_cameras(
@@ -346,8 +368,10 @@ impl Controller {
         let rt = &self.runtime;
         let manufacturer = &rt.config.bridge.manufacturer;
 
-        // 1. Standalone servers to (re)start: bind first, so that a failure changes nothing.
+        // 1. Standalone servers to (re)start, first, so that a failure changes nothing: the
+        //    servers started here are stopped and the ones they replaced are started again.
         let mut started: Vec<(CameraConfig, HapServer, SensorIds)> = Vec::new();
+        let mut replaced: Vec<Standalone> = Vec::new();
         for cam in changes
             .added
             .iter()
@@ -364,12 +388,16 @@ impl Controller {
             let old = write(&self.standalone).remove(&cam.id);
             if let Some(old) = old {
                 old.server.shutdown().await;
+                replaced.push(old);
             }
             match start_standalone(&self.store, cam, manufacturer, rt, serve).await {
                 Ok((server, sensors)) => started.push((cam.clone(), server, sensors)),
                 Err(e) => {
                     for (_, server, _) in started {
                         server.shutdown().await;
+                    }
+                    for old in replaced {
+                        self.restore_standalone(old.config, serve).await;
                     }
                     return Err(e.context(format!("camera {:?}", cam.id)));
                 }
@@ -574,14 +602,14 @@ pub(crate) fn load_cameras(config: &Config, store: &Store) -> anyhow::Result<Vec
             tracing::warn!(camera = %id, "a camera in the configuration file has the id of one added through the API: the file's is used");
             continue;
         }
-        if let Err(e) = camera.validate("") {
-            tracing::warn!(camera = %id, error = %e, "stored camera is not valid: skipped");
-            continue;
-        }
         out.push(CameraEntry {
             config: camera,
             origin: Origin::Api,
         });
+        if let Err(e) = check_cameras(&out, config.bridge.port) {
+            tracing::warn!(camera = %id, error = %e, "stored camera is not valid with the others: skipped");
+            out.pop();
+        }
     }
     Ok(out)
 }
@@ -836,6 +864,81 @@ pub(crate) fn parse_id(text: &str) -> PairingId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn camera(id: &str, mode: CameraMode, port: Option<u16>) -> CameraEntry {
+        let mut config = Config::default().cameras.remove(0);
+        config.id = id.to_owned();
+        config.mode = mode;
+        config.port = port;
+        CameraEntry {
+            config,
+            origin: Origin::Api,
+        }
+    }
+
+    #[test]
+    fn camera_changes_count_only_enabled_cameras() {
+        let a = camera("a", CameraMode::Bridged, None);
+        let b = camera("b", CameraMode::Standalone, None);
+        let mut b2 = b.clone();
+        b2.config.sensors.occupancy = true;
+        let mut a_off = a.clone();
+        a_off.config.enabled = false;
+        let c = camera("c", CameraMode::Bridged, None);
+
+        let d = diff(&[a.clone(), b], &[a_off, b2.clone(), c]);
+        let ids = |v: &[CameraConfig]| v.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&d.added), ["c"]);
+        assert_eq!(ids(&d.removed), ["a"], "disabled counts as removed");
+        assert_eq!(d.changed.len(), 1);
+        assert!(
+            !needs_restart(&d.changed[0].0, &d.changed[0].1),
+            "sensors: swap in place"
+        );
+        let mut renamed = b2.config.clone();
+        renamed.name = "Other".to_owned();
+        assert!(needs_restart(&b2.config, &renamed));
+        let mut doorbell = b2.config.clone();
+        doorbell.sensors.doorbell = true;
+        assert!(needs_restart(&b2.config, &doorbell), "category changes");
+        assert!(
+            diff(std::slice::from_ref(&a), std::slice::from_ref(&a))
+                .added
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn camera_lists_are_checked_as_a_whole() {
+        let ok = [
+            camera("a", CameraMode::Bridged, None),
+            camera("b", CameraMode::Standalone, Some(5000)),
+        ];
+        assert!(check_cameras(&ok, 51826).is_ok());
+        let message = |list: &[CameraEntry], port| match check_cameras(list, port) {
+            Err(e) => e.to_string(),
+            Ok(()) => String::new(),
+        };
+        assert_eq!(
+            message(&ok, 5000),
+            "port: port 5000 is the bridge's HAP port"
+        );
+        let mut twice = ok.to_vec();
+        twice.push(camera("c", CameraMode::Standalone, Some(5000)));
+        assert_eq!(
+            message(&twice, 1),
+            "port: port 5000 is already used by camera \"b\""
+        );
+        let dup = [ok[0].clone(), ok[0].clone()];
+        assert_eq!(message(&dup, 1), "id: a camera \"a\" exists already");
+        let mut bad = ok.to_vec();
+        bad[0].config.max_streams = 0;
+        assert_eq!(message(&bad, 1), "max_streams: must be 1..=8");
+        let many: Vec<CameraEntry> = (0..=MAX_BRIDGED_CAMERAS)
+            .map(|i| camera(&format!("c{i}"), CameraMode::Bridged, None))
+            .collect();
+        assert!(message(&many, 1).starts_with("mode: a bridge holds at most 149"));
+    }
 
     #[test]
     fn pairing_ids_round_trip_as_text() {

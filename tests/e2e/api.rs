@@ -761,6 +761,17 @@ fn bad_camera_bodies_get_4xx_naming_the_field() {
         "{reply}"
     );
 
+    // A port another process holds: refused, nothing changed.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (code, reply) = post(&standalone("s2", taken.local_addr().unwrap().port()));
+    assert_eq!(code, 500, "{reply}");
+    let message = reply["error"].as_str().unwrap();
+    assert!(
+        message.contains("s2") && message.contains("cannot listen"),
+        "{message}"
+    );
+    drop(taken);
+
     let put = |id: &str, body: Value| call(&bridge, "PUT", &format!("{CAMERAS}/{id}"), Some(&body));
     let (code, reply) = put("cam1", serde_json::json!({"id": "cam2"}));
     assert_eq!(code, 422);
