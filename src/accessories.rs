@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use hap_proto::db::services::{self, AccessoryInfo};
 use hap_proto::db::{AccessoryBuilder, CharId, Database, HapType, IidAllocator};
 
+use crate::camera::Placement;
 use crate::config::{CameraConfig, CameraMode, Config};
 use crate::store::{ServerKey, Store};
 
@@ -22,13 +23,15 @@ pub(crate) struct SensorIds {
     pub(crate) doorbell: Option<CharId>,
 }
 
-/// A built database and where each camera's sensors live in it.
+/// A built database and where each camera's sensors and stream services live in it.
 #[derive(Debug)]
 pub(crate) struct Built {
     /// The database.
     pub(crate) db: Database,
     /// Camera id → its sensors.
     pub(crate) sensors: BTreeMap<String, SensorIds>,
+    /// Camera id → its accessory and stream services.
+    pub(crate) cameras: BTreeMap<String, Placement>,
 }
 
 /// Builds the bridge's database: aid 1 (AccessoryInformation, ProtocolInformation) and one
@@ -74,10 +77,16 @@ pub(crate) fn build_bridge(config: &Config, store: &Store) -> anyhow::Result<Bui
         placed.push((cam.id.clone(), aid));
     }
     let db = Database::new(accessories);
+    let mut placements = BTreeMap::new();
     for (id, aid) in placed {
-        sensors.insert(id, sensor_ids(&db, aid));
+        sensors.insert(id.clone(), sensor_ids(&db, aid));
+        placements.insert(id, Placement::find(&db, aid));
     }
-    Ok(Built { db, sensors })
+    Ok(Built {
+        db,
+        sensors,
+        cameras: placements,
+    })
 }
 
 /// Builds a standalone camera's database: aid 1 is the camera itself.
@@ -93,11 +102,20 @@ pub(crate) fn build_standalone(
     let db = Database::new(vec![accessory]);
     let mut sensors = BTreeMap::new();
     sensors.insert(cam.id.clone(), sensor_ids(&db, 1));
-    Ok(Built { db, sensors })
+    let mut cameras = BTreeMap::new();
+    cameras.insert(cam.id.clone(), Placement::find(&db, 1));
+    Ok(Built {
+        db,
+        sensors,
+        cameras,
+    })
 }
 
-/// One camera's accessory: AccessoryInformation (and Protocol Information when standalone)
-/// and its sensors.
+/// One camera's accessory (HAP §6.6, hap-reference §7): AccessoryInformation (and Protocol
+/// Information when standalone), `max_streams` Camera RTP Stream Management services, a
+/// Microphone (iOS refuses cameras without one), and its sensors; the motion sensor and the
+/// doorbell are linked from the first stream service, and a doorbell is the primary service of a
+/// video doorbell.
 fn camera_accessory(
     cam: &CameraConfig,
     aid: u64,
@@ -111,14 +129,30 @@ fn camera_accessory(
         // A standalone accessory is its own primary accessory (HAP §6.1).
         b.add_service_keyed("protocol", services::protocol_information());
     }
+    let stream_config = crate::camera::advert::stream_service_config();
+    let streams: Vec<u64> = (0..cam.max_streams.max(1))
+        .map(|i| {
+            b.add_service_keyed(
+                &format!("stream{i}"),
+                services::camera_rtp_stream_management(&stream_config),
+            )
+        })
+        .collect();
+    b.add_service_keyed("microphone", services::microphone(true));
+    let mut linked = Vec::new();
     if cam.sensors.motion {
-        b.add_service_keyed("motion", services::motion_sensor());
+        linked.push(b.add_service_keyed("motion", services::motion_sensor()));
     }
     if cam.sensors.occupancy {
         b.add_service_keyed("occupancy", services::occupancy_sensor());
     }
     if cam.sensors.doorbell {
-        b.add_service_keyed("doorbell", services::doorbell());
+        linked.push(b.add_service_keyed("doorbell", services::doorbell().primary()));
+    }
+    if let Some(&first) = streams.first() {
+        for to in linked {
+            b.link(first, to);
+        }
     }
     b.build()
 }

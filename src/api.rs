@@ -11,12 +11,12 @@ mod auth;
 mod cameras;
 mod homekit;
 mod metrics;
+mod streams;
 
 pub(crate) use auth::{ApiToken, resolve_token};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -37,8 +37,8 @@ pub(crate) struct ApiState {
     pub(crate) sensors: Arc<Sensors>,
     /// The bridge's configured name.
     pub(crate) bridge_name: String,
-    /// Video streams running now (filled by the camera pipeline).
-    pub(crate) active_streams: Arc<AtomicUsize>,
+    /// The cameras' runtimes and live streams.
+    pub(crate) streams: Arc<crate::camera::CameraManager>,
     /// The video transcoder.
     pub(crate) transcoder: Transcoder,
     /// The bearer token every request must carry, if any.
@@ -105,6 +105,12 @@ fn router(state: Arc<ApiState>) -> Router {
         .route(&format!("{h}/cameras/{{id}}/motion"), post(motion))
         .route(&format!("{h}/cameras/{{id}}/occupancy"), post(occupancy))
         .route(&format!("{h}/cameras/{{id}}/doorbell"), post(doorbell))
+        .route(&format!("{h}/streams"), get(streams::list))
+        .route(&format!("{h}/streams/{{id}}"), delete(streams::stop))
+        .route(
+            &format!("{h}/cameras/{{id}}/snapshot"),
+            get(streams::snapshot),
+        )
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -10,6 +10,7 @@ use hap_proto::setup::Category;
 
 use crate::accessories;
 use crate::api::{self, ApiState, Transcoder};
+use crate::camera::{CameraManager, Routes};
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::control::{self, Controller};
@@ -41,6 +42,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
     if config.bridge.bind.len() > 1 {
         tracing::warn!("bridge.bind: only the first address is used: {bind_ip}");
     }
+    let manager = CameraManager::new();
     // The configuration file's cameras and the ones added through the admin API (control.rs).
     let cameras = control::load_cameras(&config, &store)?;
     let initial = Config {
@@ -55,6 +57,8 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
         &config.bridge.model,
         Category::BRIDGE,
         built.db,
+        // The cameras' runtimes and routes come with `start_cameras` below.
+        Routes::default(),
         SocketAddr::new(bind_ip, config.bridge.port),
         cli.setup_code.as_deref(),
         &advertiser,
@@ -78,6 +82,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
             advertiser: advertiser.clone(),
             bind_ip,
             sensors: sensors.clone(),
+            manager: manager.clone(),
         },
     ));
     // Standalone cameras' servers start here; the sensors are wired to the databases.
@@ -86,12 +91,11 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
         control: control.clone(),
         sensors,
         bridge_name: config.bridge.name.clone(),
-        // TODO(lead): hand this counter to the camera pipeline (streams running now).
-        active_streams: Arc::default(),
-        // TODO(lead): report the real encoder once media transcodes.
+        streams: manager.clone(),
+        // openh264 is built into the binary (no external encoder to find).
         transcoder: Transcoder {
             engine: "openh264",
-            available: false,
+            available: true,
         },
         token,
     });
@@ -105,6 +109,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    manager.shutdown().await;
     control.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
     advertiser.shutdown();

@@ -13,14 +13,15 @@
 //! running servers (bumping `c#` when the shape changed) and starts or stops standalone cameras'
 //! servers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use hap_proto::pairing::{Pairing, PairingId, PairingStore as _, Permissions};
 use hap_proto::setup::Category;
 
-use crate::accessories::{self, SensorIds};
+use crate::accessories::{self, Built, SensorIds};
+use crate::camera::{CameraManager, Routes};
 use crate::config::{CameraConfig, CameraMode, Config, ConfigError, MAX_BRIDGED_CAMERAS};
 use crate::hap::{Control, HapServer, Inner, ServerParams};
 use crate::mdns::Advertiser;
@@ -58,6 +59,8 @@ pub(crate) struct Runtime {
     pub(crate) bind_ip: IpAddr,
     /// Camera sensors, re-pointed after every change.
     pub(crate) sensors: Arc<Sensors>,
+    /// The cameras' media runtimes (hubs, stream slots) and live streams.
+    pub(crate) manager: Arc<CameraManager>,
 }
 
 /// Where a camera is defined.
@@ -310,7 +313,17 @@ impl Controller {
     /// change); a failure is logged.
     async fn restore_standalone(&self, config: CameraConfig, serve: bool) {
         let manufacturer = &self.runtime.config.bridge.manufacturer;
-        match start_standalone(&self.store, &config, manufacturer, &self.runtime, serve).await {
+        let fresh = |_: &str| true;
+        match start_standalone(
+            &self.store,
+            &config,
+            manufacturer,
+            &self.runtime,
+            &fresh,
+            serve,
+        )
+        .await
+        {
             Ok((server, sensors)) => {
                 let server = Arc::new(server);
                 write(&self.standalone).insert(
@@ -367,6 +380,20 @@ impl Controller {
         let serve = self.enabled();
         let rt = &self.runtime;
         let manufacturer = &rt.config.bridge.manufacturer;
+        // Cameras that need a new media runtime; the others keep theirs and their live streams.
+        let fresh_ids: BTreeSet<&str> = changes
+            .added
+            .iter()
+            .map(|c| c.id.as_str())
+            .chain(
+                changes
+                    .changed
+                    .iter()
+                    .filter(|(a, b)| media_changed(a, b))
+                    .map(|(_, b)| b.id.as_str()),
+            )
+            .collect();
+        let fresh = |id: &str| fresh_ids.contains(id);
 
         // 1. Standalone servers to (re)start, first, so that a failure changes nothing: the
         //    servers started here are stopped and the ones they replaced are started again.
@@ -390,7 +417,7 @@ impl Controller {
                 old.server.shutdown().await;
                 replaced.push(old);
             }
-            match start_standalone(&self.store, cam, manufacturer, rt, serve).await {
+            match start_standalone(&self.store, cam, manufacturer, rt, &fresh, serve).await {
                 Ok((server, sensors)) => started.push((cam.clone(), server, sensors)),
                 Err(e) => {
                     for (_, server, _) in started {
@@ -414,11 +441,12 @@ impl Controller {
             ..rt.config.clone()
         };
         let built = accessories::build_bridge(&bridge_config, &self.store)?;
+        let routes = attach(&rt.manager, &built, &bridge_config.cameras, &fresh)?;
         let number = self
             .store
             .update_config_number(&ServerKey::Bridge, &built.db.shape_hash())?;
         let before = self.bridge().config_number();
-        self.bridge().replace_database(built.db, number);
+        self.bridge().replace_database(built.db, routes, number);
         if number != before {
             tracing::info!(
                 server = "bridge",
@@ -450,10 +478,14 @@ impl Controller {
                 };
                 let key = ServerKey::Camera(cam.id.clone());
                 let built = accessories::build_standalone(cam, manufacturer, &self.store)?;
+                let routes = attach(&rt.manager, &built, std::slice::from_ref(cam), &fresh)?;
                 let number = self
                     .store
                     .update_config_number(&key, &built.db.shape_hash())?;
-                entry.server.inner().replace_database(built.db, number);
+                entry
+                    .server
+                    .inner()
+                    .replace_database(built.db, routes, number);
                 entry.config = cam.clone();
                 entry.sensors = built.sensors.get(&cam.id).copied().unwrap_or_default();
             }
@@ -490,12 +522,12 @@ impl Controller {
                 .map(|(id, s)| (id.clone(), s.server.inner().clone(), s.sensors)),
         );
         rt.sensors.replace(sensors);
+        // 5. Media: cameras no longer exposed lose their runtime and live streams (new and
+        //    changed ones were attached with their database above, see `attach`).
+        for cam in &changes.removed {
+            rt.manager.detach(&cam.id);
+        }
         *write(&self.cameras) = next;
-
-        // HOOK(lead): the media side goes here, with `changes` in hand: start camera hubs for
-        // `changes.added`, restart the hubs of `changes.changed` whose source changed, stop the
-        // hubs of `changes.removed` and end their live streams. Runs under `self.op`, after the
-        // databases were swapped.
         Ok(changes)
     }
 
@@ -694,15 +726,54 @@ fn needs_restart(before: &CameraConfig, after: &CameraConfig) -> bool {
         || before.sensors.doorbell != after.sensors.doorbell
 }
 
+/// Whether a change needs a new media runtime (hubs, stream slots): the source, the stream
+/// services or the accessory moved.
+fn media_changed(before: &CameraConfig, after: &CameraConfig) -> bool {
+    before.source != after.source
+        || before.substream != after.substream
+        || before.always_on != after.always_on
+        || before.max_streams != after.max_streams
+        || before.mode != after.mode
+}
+
+/// The media side of a built database: the runtimes of the cameras placed in it (attached
+/// anew when `fresh` says so or when the camera has none, else kept with their live streams),
+/// as the routes its server sends camera writes and snapshots through.
+fn attach(
+    manager: &Arc<CameraManager>,
+    built: &Built,
+    cameras: &[CameraConfig],
+    fresh: &(dyn Fn(&str) -> bool + Sync),
+) -> anyhow::Result<Routes> {
+    let mut runtimes = Vec::with_capacity(built.cameras.len());
+    for (id, placement) in &built.cameras {
+        let kept = if fresh(id) { None } else { manager.camera(id) };
+        let runtime = match kept {
+            Some(runtime) => runtime,
+            None => {
+                let cam = cameras
+                    .iter()
+                    .find(|c| &c.id == id)
+                    .ok_or_else(|| anyhow::anyhow!("camera {id} placed but not configured"))?;
+                manager.attach(cam, placement.clone())?
+            }
+        };
+        runtimes.push(runtime);
+    }
+    Ok(Routes::new(&runtimes))
+}
+
 async fn start_standalone(
     store: &Arc<Store>,
     cam: &CameraConfig,
     manufacturer: &str,
     rt: &Runtime,
+    fresh: &(dyn Fn(&str) -> bool + Sync),
     serve: bool,
 ) -> anyhow::Result<(HapServer, SensorIds)> {
     let built = accessories::build_standalone(cam, manufacturer, store)?;
     let sensors = built.sensors.get(&cam.id).copied().unwrap_or_default();
+    let routes = attach(&rt.manager, &built, std::slice::from_ref(cam), fresh)?;
     let category = if cam.sensors.doorbell {
         Category::VIDEO_DOORBELL
     } else {
@@ -715,6 +786,7 @@ async fn start_standalone(
         "Camera",
         category,
         built.db,
+        routes,
         SocketAddr::new(rt.bind_ip, cam.port.unwrap_or(0)),
         None,
         &rt.advertiser,
@@ -734,6 +806,7 @@ pub(crate) async fn start_server(
     model: &str,
     category: Category,
     db: hap_proto::db::Database,
+    cameras: Routes,
     bind: SocketAddr,
     setup_code_override: Option<&str>,
     advertiser: &Advertiser,
@@ -760,6 +833,7 @@ pub(crate) async fn start_server(
         store: pairings,
         db,
         config_number,
+        cameras,
     };
     let server = HapServer::create(params, bind, Some(advertiser)).await?;
     let inner = server.inner();

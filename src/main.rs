@@ -8,6 +8,7 @@ mod accessories;
 mod admin_cli;
 mod api;
 mod bridge;
+mod camera;
 mod cli;
 mod config;
 mod control;

@@ -55,6 +55,8 @@ pub struct HubStatus {
     pub state: SourceState,
     /// The error behind the last reconnect, kept until the next one.
     pub last_error: Option<Error>,
+    /// Sessions re-established after a failure, end or stall (Reconnecting → Streaming).
+    pub reconnects: u64,
     /// When `state` last changed.
     pub since: Instant,
     /// Pictures received since the hub was created.
@@ -86,6 +88,7 @@ impl Hub {
         let (status_tx, _) = watch::channel(HubStatus {
             state: SourceState::Idle,
             last_error: None,
+            reconnects: 0,
             since: Instant::now(),
             frames: 0,
             keyframes: 0,
@@ -349,6 +352,11 @@ impl Shared {
         inner.epoch += 1;
         inner.gop.clear();
         self.status.send_modify(|s| {
+            if state == SourceState::Streaming
+                && matches!(s.state, SourceState::Reconnecting { .. })
+            {
+                s.reconnects += 1;
+            }
             s.state = state;
             s.since = Instant::now();
         });
@@ -443,6 +451,11 @@ impl Shared {
         }
         drop(inner);
         self.status.send_modify(|s| {
+            if state == SourceState::Streaming
+                && matches!(s.state, SourceState::Reconnecting { .. })
+            {
+                s.reconnects += 1;
+            }
             s.state = state;
             s.since = Instant::now();
             if error.is_some() {

@@ -206,6 +206,43 @@ impl StreamHandle {
     }
 }
 
+/// A clonable view of a running stream: its controls and figures, without ownership (the
+/// [`StreamHandle`] still decides when the stream ends when dropped).
+#[derive(Clone)]
+pub struct StreamControl {
+    control: mpsc::UnboundedSender<Control>,
+    stop: watch::Sender<bool>,
+    stats: Arc<Mutex<LiveStats>>,
+}
+
+impl StreamControl {
+    /// Sends a change to the stream.
+    pub fn control(&self, c: Control) {
+        let _ = self.control.send(c);
+    }
+
+    /// A snapshot of the stream's figures.
+    pub fn stats(&self) -> LiveStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Asks the stream to end (it sends an RTCP BYE).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl StreamHandle {
+    /// A clonable [`StreamControl`] of this stream, usable while [`StreamHandle::wait`] runs.
+    pub fn controller(&self) -> StreamControl {
+        StreamControl {
+            control: self.control.clone(),
+            stop: self.stop.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
 impl Drop for StreamHandle {
     fn drop(&mut self) {
         // Nothing is left behind: the task ends on the stop signal.

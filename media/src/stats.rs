@@ -80,6 +80,20 @@ impl LatencyHistogram {
         (self.total > 0).then(|| Duration::from_micros(self.sum_us / self.total))
     }
 
+    /// Sum of the samples.
+    pub fn sum(&self) -> Duration {
+        Duration::from_micros(self.sum_us)
+    }
+
+    /// Samples per bucket, as (upper bound in µs, count); the last entry (`None`) counts the
+    /// samples above [`BUCKETS_US`]'s last bound. Not cumulative.
+    pub fn buckets(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (BUCKETS_US.get(i).copied(), n))
+    }
+
     /// Largest sample, `None` when empty.
     pub fn max(&self) -> Option<Duration> {
         (self.total > 0).then(|| Duration::from_micros(self.max_us))

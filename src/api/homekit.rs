@@ -22,7 +22,7 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
         "paired": setup.is_none(),
         "accessory_count": bridge.accessory_count(),
         "camera_count": control.cameras().iter().filter(|c| c.config.enabled).count(),
-        "active_streams": state.active_streams.load(Ordering::Relaxed),
+        "active_streams": state.streams.active_streams(),
         "transcoder": state.transcoder,
         "bridge_name": state.bridge_name,
         "setup_code": setup.as_ref().map(|(code, _)| code.clone()),

@@ -106,8 +106,9 @@ fn render(state: &ApiState) -> String {
         out,
         "# HELP hap_bridge_active_streams Camera video streams running now.\n\
          # TYPE hap_bridge_active_streams gauge\nhap_bridge_active_streams {}",
-        state.active_streams.load(Ordering::Relaxed)
+        state.streams.active_streams()
     );
+    super::streams::metrics(state, &mut out);
     if let Some(rss) = resident_bytes() {
         let _ = writeln!(
             out,
@@ -119,7 +120,7 @@ fn render(state: &ApiState) -> String {
 }
 
 /// Label value escaping (backslash, quote, newline).
-fn escape(value: &str) -> String {
+pub(super) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -7,26 +7,43 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hap_proto::db::{HapType, WriteHandler, WriteRequest, WriteResult};
+use hap_proto::db::{HapStatus, HapType, WriteHandler, WriteRequest, WriteResult};
 use hap_proto::pairing::setup::ConnectionId;
-use hap_proto::server::{Connection, ConnectionEvent, ServerContext};
+use hap_proto::server::{Connection, ConnectionEvent, ServerContext, SnapshotRequest};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Control, Inner};
+use crate::camera::{RequestOrigin, Routes};
 
 /// Serves one connection; the accept loop has already counted it in `inner.connections`.
 pub(super) async fn run(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr, id: u64) {
     tracing::debug!(server = %inner.name, %peer, conn = id, "connection opened");
-    let reason = serve(&inner, socket, peer, id).await;
-    inner.lock().gate.connection_closed(ConnectionId(id));
+    let local = socket.local_addr().unwrap_or_else(|_| inner.local_addr);
+    let origin = RequestOrigin {
+        server: &inner,
+        conn: id,
+        local,
+        peer,
+    };
+    let reason = serve(&origin, socket).await;
+    let cameras = {
+        let mut shared = inner.lock();
+        shared.gate.connection_closed(ConnectionId(id));
+        shared.cameras.cameras()
+    };
+    // Streams set up over this connection end with it (HAP §7.1 step 4).
+    for cam in cameras {
+        cam.connection_closed(id, &inner);
+    }
     inner.connections.fetch_sub(1, Ordering::Relaxed);
     tracing::debug!(server = %inner.key.as_db(), %peer, conn = id, reason, "connection closed");
 }
 
-async fn serve(inner: &Arc<Inner>, socket: TcpStream, peer: SocketAddr, id: u64) -> &'static str {
+async fn serve(origin: &RequestOrigin<'_>, socket: TcpStream) -> &'static str {
+    let (inner, peer, id) = (origin.server, origin.peer, origin.conn);
     let mut conn = Connection::new(ConnectionId(id));
     let mut changes = inner.changes.subscribe();
     let mut control = inner.control.subscribe();
@@ -46,31 +63,26 @@ async fn serve(inner: &Arc<Inner>, socket: TcpStream, peer: SocketAddr, id: u64)
                 };
                 last_input = Instant::now();
                 let input = buf.get(..n).unwrap_or_default();
-                let events = {
-                    let mut shared = inner.lock();
-                    let shared = &mut *shared;
-                    let mut writes = Writes { server: &inner.name, peer };
-                    let mut cx = ServerContext {
-                        identity: &shared.identity,
-                        setup_code: &shared.setup_code,
-                        store: &mut shared.store,
-                        gate: &mut shared.gate,
-                        db: &mut shared.db,
-                        handler: &mut writes,
-                        now: Instant::now(),
-                        rng: &mut shared.rng,
-                    };
-                    if let Err(e) = conn.handle_input(input, &mut cx) {
+                let handled = with_context(origin, |cx| {
+                    conn.handle_input(input, cx)?;
+                    Ok::<_, hap_proto::Error>(std::iter::from_fn(|| conn.poll_event()).collect::<Vec<_>>())
+                });
+                let events = match handled {
+                    Ok(events) => events,
+                    Err(e) => {
                         tracing::info!(server = %inner.name, %peer, error = %e, "closing: session error");
                         break "session error";
                     }
-                    std::iter::from_fn(|| conn.poll_event()).collect::<Vec<_>>()
                 };
                 if !flush(&mut conn, &mut wr).await {
                     break "write failed";
                 }
                 for event in events {
-                    handle_event(inner, &mut conn, event, peer, id, &mut verified);
+                    if let ConnectionEvent::Snapshot(request) = event {
+                        snapshot(origin, &mut conn, request).await;
+                    } else {
+                        handle_event(inner, event, peer, id, &mut verified);
+                    }
                 }
             }
             change = changes.recv() => match change {
@@ -113,7 +125,6 @@ async fn serve(inner: &Arc<Inner>, socket: TcpStream, peer: SocketAddr, id: u64)
 
 fn handle_event(
     inner: &Arc<Inner>,
-    conn: &mut Connection,
     event: ConnectionEvent,
     peer: SocketAddr,
     id: u64,
@@ -155,34 +166,74 @@ fn handle_event(
         ConnectionEvent::Identify => {
             tracing::info!(server = %inner.name, %peer, "identify requested (unpaired)");
         }
-        ConnectionEvent::Snapshot(request) => {
-            // Snapshots arrive with the camera pipeline; until then the request is answered
-            // with "resource does not exist" rather than left hanging.
-            tracing::debug!(server = %inner.name, ?request, "snapshot requested");
-            let mut shared = inner.lock();
-            let shared = &mut *shared;
-            let mut writes = Writes {
-                server: &inner.name,
-                peer,
-            };
-            let mut cx = ServerContext {
-                identity: &shared.identity,
-                setup_code: &shared.setup_code,
-                store: &mut shared.store,
-                gate: &mut shared.gate,
-                db: &mut shared.db,
-                handler: &mut writes,
-                now: Instant::now(),
-                rng: &mut shared.rng,
-            };
-            let image = Err(hap_proto::db::HapStatus::RESOURCE_DOES_NOT_EXIST);
-            if image.is_ok() {
-                // Counted for the admin API's /metrics.
-                inner.snapshots_served.fetch_add(1, Ordering::Relaxed);
-            }
-            conn.respond_resource(image, &mut cx);
-        }
+        ConnectionEvent::Snapshot(_) => {}
     }
+}
+
+/// Answers `POST /resource` (HAP §11.5) with a JPEG from the camera's hub. The connection
+/// processes nothing else meanwhile (HTTP/1.1 without pipelining), but the server lock is not
+/// held while the picture is made.
+async fn snapshot(origin: &RequestOrigin<'_>, conn: &mut Connection, request: SnapshotRequest) {
+    let inner = origin.server;
+    // A standalone camera is aid 1 and controllers may leave `aid` out.
+    let camera = inner
+        .lock()
+        .cameras
+        .camera(request.aid.unwrap_or(1))
+        .cloned();
+    let image = match camera {
+        None => {
+            tracing::debug!(server = %inner.name, ?request, "snapshot of no camera");
+            Err(HapStatus::RESOURCE_DOES_NOT_EXIST)
+        }
+        Some(cam) => {
+            let started = Instant::now();
+            match tokio::time::timeout(
+                SNAPSHOT_TIMEOUT,
+                cam.snapshot(request.width, request.height),
+            )
+            .await
+            {
+                Ok(Ok(jpeg)) => {
+                    tracing::debug!(camera = %cam.id, width = request.width, height = request.height, ms = started.elapsed().as_millis(), "snapshot");
+                    // Counted for the admin API's /metrics.
+                    inner.snapshots_served.fetch_add(1, Ordering::Relaxed);
+                    Ok(jpeg)
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(camera = %cam.id, error = %e, "snapshot failed");
+                    Err(HapStatus::SERVICE_COMMUNICATION_FAILURE)
+                }
+                Err(_) => {
+                    tracing::info!(camera = %cam.id, "snapshot timed out after {SNAPSHOT_TIMEOUT:?}");
+                    Err(HapStatus::OPERATION_TIMED_OUT)
+                }
+            }
+        }
+    };
+    with_context(origin, |cx| conn.respond_resource(image, cx));
+}
+
+/// Runs `f` with the server state locked and borrowed as a [`ServerContext`].
+fn with_context<R>(origin: &RequestOrigin<'_>, f: impl FnOnce(&mut ServerContext<'_>) -> R) -> R {
+    let inner = origin.server;
+    let mut shared = inner.lock();
+    let shared = &mut *shared;
+    let mut writes = Writes {
+        origin,
+        routes: &shared.cameras,
+    };
+    let mut cx = ServerContext {
+        identity: &shared.identity,
+        setup_code: &shared.setup_code,
+        store: &mut shared.store,
+        gate: &mut shared.gate,
+        db: &mut shared.db,
+        handler: &mut writes,
+        now: Instant::now(),
+        rng: &mut shared.rng,
+    };
+    f(&mut cx)
 }
 
 /// Writes everything the connection transmits; a peer that does not read within
@@ -204,16 +255,19 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Side effects of characteristic writes on the bridge.
+/// Side effects of characteristic writes on the bridge: cameras (HAP §7) and Identify.
 struct Writes<'a> {
-    server: &'a str,
-    peer: SocketAddr,
+    origin: &'a RequestOrigin<'a>,
+    routes: &'a Routes,
 }
 
 impl WriteHandler for Writes<'_> {
     fn write(&mut self, request: &WriteRequest<'_>) -> WriteResult {
+        if let Some(result) = self.routes.write(request, self.origin) {
+            return result;
+        }
         if *request.ty == HapType::Apple(IDENTIFY) {
-            tracing::info!(server = %self.server, peer = %self.peer, aid = request.id.aid, "identify");
+            tracing::info!(server = %self.origin.server.name, peer = %self.origin.peer, aid = request.id.aid, "identify");
         }
         WriteResult::Store
     }
@@ -223,6 +277,8 @@ impl WriteHandler for Writes<'_> {
 const IDENTIFY: u32 = 0x14;
 /// Bytes read from the socket at a time.
 const READ_BUFFER: usize = 16 * 1024;
+/// A snapshot that takes longer is answered with "operation timed out".
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(8);
 /// A peer that does not take our bytes within this time is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection that has not completed pair-verify is closed after this long without input.

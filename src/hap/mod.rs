@@ -47,6 +47,8 @@ pub(crate) struct ServerParams {
     pub(crate) db: Database,
     /// The configuration number for this database shape.
     pub(crate) config_number: u16,
+    /// The cameras placed in the database.
+    pub(crate) cameras: crate::camera::Routes,
 }
 
 /// State shared by a server's connections; locked for the duration of one request.
@@ -57,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) gate: PairSetupGate,
     pub(crate) db: Database,
     pub(crate) rng: StdRng,
+    /// Camera writes and snapshots go here.
+    pub(crate) cameras: crate::camera::Routes,
 }
 
 /// Messages to every connection task of a server.
@@ -147,6 +151,7 @@ impl HapServer {
                 gate: PairSetupGate::new(),
                 db: params.db,
                 rng: StdRng::from_rng(&mut rand::rng()),
+                cameras: params.cameras,
             }),
             changes,
             control,
@@ -280,9 +285,14 @@ impl Inner {
     }
 
     /// Swaps in a rebuilt database (cameras added, changed or removed at run time) with its
-    /// `c#`, and re-announces the TXT record when `c#` changed (HAP §6.5, §8.4). Values of
+    /// cameras' routes and its `c#`, and re-announces the TXT record when `c#` changed (HAP §6.5, §8.4). Values of
     /// characteristics present in both databases are carried over; open connections stay.
-    pub(crate) fn replace_database(&self, mut db: Database, config_number: u16) {
+    pub(crate) fn replace_database(
+        &self,
+        mut db: Database,
+        cameras: crate::camera::Routes,
+        config_number: u16,
+    ) {
         {
             let mut shared = self.lock();
             let carried: Vec<(CharId, Value)> = db
@@ -304,6 +314,7 @@ impl Inner {
                 let _ = db.set_value(id, value);
             }
             shared.db = db;
+            shared.cameras = cameras;
         }
         if self.config_number.swap(config_number, Ordering::Relaxed) != config_number {
             let announce = self

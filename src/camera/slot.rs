@@ -1,0 +1,505 @@
+//! One Camera RTP Stream Management service and the stream session it carries (HAP §7.1):
+//! Setup Endpoints prepares (UDP socket, SSRC), Start runs a `media` stream on a task, and the
+//! stream ends on End, when the HAP connection that set it up closes, when the controller's RTCP
+//! goes silent, when Active is switched off, when the camera is removed, and on shutdown. The
+//! task owns the socket and the media session, so ending it leaves nothing behind.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use hap_proto::camera::{
+    SelectedStreamConfig, SessionCommand, SetupEndpointsRequest, SetupEndpointsResponse,
+    SetupStatus, StreamingStatus, encode_streaming_status,
+};
+use hap_proto::db::{HapStatus, Value, WriteResult};
+use media::session::{self, Control, EndReason, StreamParams};
+use rand::RngExt as _;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::negotiate::{self, Endpoints};
+use super::{CameraRuntime, RequestOrigin, StreamChars, StreamEntry};
+use crate::hap::Inner;
+
+/// A stream service and its session state.
+pub(crate) struct Slot {
+    index: usize,
+    chars: StreamChars,
+    state: Mutex<State>,
+}
+
+enum State {
+    Idle,
+    /// Setup Endpoints answered; waiting for Start.
+    Prepared(Prepared),
+    /// Start accepted; the task runs the stream.
+    Running(Running),
+}
+
+struct Prepared {
+    session_id: [u8; 16],
+    conn: u64,
+    endpoints: Endpoints,
+    socket: Arc<UdpSocket>,
+    since: Instant,
+}
+
+struct Running {
+    session_id: [u8; 16],
+    conn: u64,
+    stream_id: u64,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+enum Command {
+    Control(Control),
+    Stop(&'static str),
+}
+
+impl State {
+    fn session(&self) -> Option<([u8; 16], u64)> {
+        match self {
+            Self::Idle => None,
+            Self::Prepared(p) => Some((p.session_id, p.conn)),
+            Self::Running(r) => Some((r.session_id, r.conn)),
+        }
+    }
+}
+
+impl Slot {
+    pub(crate) fn new(index: usize, chars: StreamChars) -> Self {
+        Self {
+            index,
+            chars,
+            state: Mutex::new(State::Idle),
+        }
+    }
+
+    pub(crate) fn chars(&self) -> &StreamChars {
+        &self.chars
+    }
+
+    /// Whether a session holds the slot (Streaming Status "in use").
+    pub(crate) fn in_use(&self) -> bool {
+        !matches!(*self.lock(), State::Idle)
+    }
+
+    /// A Setup Endpoints write (HAP §7.5): prepares a session and answers with our endpoint,
+    /// or with status busy / error.
+    pub(crate) fn setup_endpoints(
+        &self,
+        cam: &Arc<CameraRuntime>,
+        bytes: &[u8],
+        origin: &RequestOrigin<'_>,
+    ) -> WriteResult {
+        let request = match SetupEndpointsRequest::decode(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(camera = %cam.id, slot = self.index, peer = %origin.peer, error = %e, "Setup Endpoints refused: malformed");
+                return WriteResult::Fail(HapStatus::INVALID_VALUE);
+            }
+        };
+        let answer = |status| {
+            WriteResult::StoreValue(Value::Tlv8(
+                SetupEndpointsResponse::status_only(request.session_id, status).encode(),
+            ))
+        };
+        let mut state = self.lock();
+        let free = match &*state {
+            State::Idle => true,
+            // A session that was never started may be replaced by its own connection or once
+            // it is stale; a running one never is (HAP §7.5: busy).
+            State::Prepared(p) => p.conn == origin.conn || p.since.elapsed() > PREPARE_TIMEOUT,
+            State::Running(_) => false,
+        };
+        if !free {
+            tracing::info!(camera = %cam.id, slot = self.index, peer = %origin.peer, "Setup Endpoints refused: stream service busy");
+            return answer(SetupStatus::BUSY);
+        }
+        let prepared = (|| {
+            let ip = negotiate::local_ip_for(origin.local.ip(), request.controller.ip)?;
+            let mut rng = rand::rng();
+            let ssrc = nonzero(&mut rng);
+            let endpoints = Endpoints::from_request(&request, ssrc)?;
+            let socket = bind_udp(SocketAddr::new(ip, 0))
+                .map_err(|e| negotiate::NegotiateError(format!("UDP socket on {ip}: {e}")))?;
+            let local = socket
+                .local_addr()
+                .map_err(|e| negotiate::NegotiateError(format!("UDP socket on {ip}: {e}")))?;
+            let response = negotiate::setup_response(&request, local, ssrc, nonzero(&mut rng));
+            Ok::<_, negotiate::NegotiateError>((endpoints, socket, local, response))
+        })();
+        match prepared {
+            Ok((endpoints, socket, local, response)) => {
+                tracing::info!(camera = %cam.id, slot = self.index, peer = %origin.peer, controller = %endpoints.destination, %local, "stream endpoints set up");
+                let session_id = request.session_id;
+                *state = State::Prepared(Prepared {
+                    session_id,
+                    conn: origin.conn,
+                    endpoints,
+                    socket: Arc::new(socket),
+                    since: Instant::now(),
+                });
+                drop(state);
+                self.sync_status_later(cam, origin.server);
+                self.expire_later(cam, session_id, origin.server);
+                WriteResult::StoreValue(Value::Tlv8(response.encode()))
+            }
+            Err(e) => {
+                tracing::warn!(camera = %cam.id, slot = self.index, peer = %origin.peer, error = %e, "Setup Endpoints failed");
+                answer(SetupStatus::ERROR)
+            }
+        }
+    }
+
+    /// A Selected RTP Stream Configuration write (HAP §7.6).
+    pub(crate) fn selected_configuration(
+        &self,
+        cam: &Arc<CameraRuntime>,
+        bytes: &[u8],
+        origin: &RequestOrigin<'_>,
+    ) -> WriteResult {
+        let selected = match SelectedStreamConfig::decode(bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(camera = %cam.id, slot = self.index, peer = %origin.peer, error = %e, "stream configuration refused: malformed");
+                return WriteResult::Fail(HapStatus::INVALID_VALUE);
+            }
+        };
+        let mut state = self.lock();
+        if state.session().map(|(id, _)| id) != Some(selected.session_id) {
+            if selected.command == SessionCommand::END {
+                // Ending a session that is already gone is not an error.
+                return WriteResult::Store;
+            }
+            tracing::info!(camera = %cam.id, slot = self.index, peer = %origin.peer, command = selected.command.0, "stream configuration refused: unknown session id");
+            return WriteResult::Fail(HapStatus::INVALID_VALUE);
+        }
+        let result = match selected.command {
+            SessionCommand::START => self.start(cam, &mut state, &selected, origin),
+            SessionCommand::END => {
+                if let State::Running(r) = &*state {
+                    let _ = r.commands.send(Command::Stop("End command"));
+                }
+                *state = State::Idle;
+                drop(state);
+                self.sync_status_later(cam, origin.server);
+                return WriteResult::Store;
+            }
+            SessionCommand::SUSPEND => send(&state, Control::Suspend),
+            SessionCommand::RESUME => send(&state, Control::Resume),
+            SessionCommand::RECONFIGURE => {
+                match selected.video.as_ref().map(negotiate::reconfigure) {
+                    Some(Ok(control)) => send(&state, control),
+                    Some(Err(e)) => {
+                        tracing::info!(camera = %cam.id, peer = %origin.peer, error = %e, "reconfigure refused");
+                        Err(HapStatus::INVALID_VALUE)
+                    }
+                    None => Err(HapStatus::INVALID_VALUE),
+                }
+            }
+            _ => Err(HapStatus::INVALID_VALUE),
+        };
+        match result {
+            Ok(()) => WriteResult::Store,
+            Err(status) => WriteResult::Fail(status),
+        }
+    }
+
+    fn start(
+        &self,
+        cam: &Arc<CameraRuntime>,
+        state: &mut MutexGuard<'_, State>,
+        selected: &SelectedStreamConfig,
+        origin: &RequestOrigin<'_>,
+    ) -> Result<(), HapStatus> {
+        let State::Prepared(prepared) = &**state else {
+            // Started already: a repeated Start changes nothing.
+            return if matches!(**state, State::Running(_)) {
+                Ok(())
+            } else {
+                Err(HapStatus::NOT_ALLOWED_IN_CURRENT_STATE)
+            };
+        };
+        let Some(video) = &selected.video else {
+            tracing::info!(camera = %cam.id, peer = %origin.peer, "Start without video parameters refused");
+            return Err(HapStatus::INVALID_VALUE);
+        };
+        let mut rng = rand::rng();
+        let params = negotiate::stream_params(
+            &prepared.endpoints,
+            video,
+            rng.random(),
+            rng.random(),
+        )
+        .map_err(|e| {
+            tracing::info!(camera = %cam.id, peer = %origin.peer, error = %e, "Start refused");
+            HapStatus::INVALID_VALUE
+        })?;
+        let Some(manager) = cam.manager.upgrade() else {
+            return Err(HapStatus::SERVICE_COMMUNICATION_FAILURE);
+        };
+        let stream_id = manager.next_stream_id();
+        let (commands, rx) = mpsc::unbounded_channel();
+        let socket = prepared.socket.clone();
+        tracing::info!(
+            camera = %cam.id, slot = self.index, stream = stream_id, peer = %origin.peer,
+            size = %format_args!("{}x{}@{}", params.width, params.height, params.fps),
+            kbps = params.kbps, "stream starting"
+        );
+        let guard = manager.task_started();
+        let run = StreamTask {
+            cam: cam.clone(),
+            slot: self.index,
+            server: Arc::downgrade(origin.server),
+            stream_id,
+            params,
+            socket,
+            rx,
+        };
+        tokio::spawn(async move {
+            let _guard = guard;
+            run.run().await;
+        });
+        **state = State::Running(Running {
+            session_id: selected.session_id,
+            conn: origin.conn,
+            stream_id,
+            commands,
+        });
+        Ok(())
+    }
+
+    /// Active (`B0`) written: off ends the running session.
+    pub(crate) fn set_active(
+        &self,
+        cam: &Arc<CameraRuntime>,
+        on: bool,
+        origin: &RequestOrigin<'_>,
+    ) {
+        if !on {
+            tracing::info!(camera = %cam.id, slot = self.index, "stream service switched off");
+            self.stop("Active switched off");
+            self.sync_status_later(cam, origin.server);
+        }
+    }
+
+    /// Ends the session, whatever its state.
+    pub(crate) fn stop(&self, why: &'static str) {
+        let mut state = self.lock();
+        if let State::Running(r) = &*state {
+            let _ = r.commands.send(Command::Stop(why));
+        }
+        *state = State::Idle;
+    }
+
+    /// The connection that set the session up closed.
+    pub(crate) fn connection_closed(
+        &self,
+        cam: &Arc<CameraRuntime>,
+        conn: u64,
+        server: &Arc<Inner>,
+    ) {
+        let mine = self.lock().session().is_some_and(|(_, c)| c == conn);
+        if mine {
+            tracing::info!(camera = %cam.id, slot = self.index, conn, "HAP connection closed: ending its stream");
+            self.stop("HAP connection closed");
+            sync_status(server, self);
+        }
+    }
+
+    /// Streaming Status follows the slot; the update runs on a task once the server lock (held
+    /// by the write that got us here) is released. The value is read from the slot when the task
+    /// runs, so the order of such tasks does not matter.
+    fn sync_status_later(&self, cam: &Arc<CameraRuntime>, server: &Arc<Inner>) {
+        let cam = Arc::downgrade(cam);
+        let server = Arc::downgrade(server);
+        let index = self.index;
+        tokio::spawn(async move {
+            if let (Some(cam), Some(server)) = (cam.upgrade(), server.upgrade()) {
+                if let Some(slot) = cam.slots.get(index) {
+                    sync_status(&server, slot);
+                }
+            }
+        });
+    }
+
+    fn expire_later(&self, cam: &Arc<CameraRuntime>, session_id: [u8; 16], server: &Arc<Inner>) {
+        let cam = Arc::downgrade(cam);
+        let server = Arc::downgrade(server);
+        let index = self.index;
+        tokio::spawn(async move {
+            tokio::time::sleep(PREPARE_TIMEOUT).await;
+            let (Some(cam), Some(server)) = (cam.upgrade(), server.upgrade()) else {
+                return;
+            };
+            let Some(slot) = cam.slots.get(index) else {
+                return;
+            };
+            let expired = {
+                let mut state = slot.lock();
+                let stale = matches!(&*state, State::Prepared(p) if p.session_id == session_id);
+                if stale {
+                    *state = State::Idle;
+                }
+                stale
+            };
+            if expired {
+                tracing::info!(camera = %cam.id, slot = index, "stream endpoints expired without a Start");
+                sync_status(&server, slot);
+            }
+        });
+    }
+
+    fn finished(&self, stream_id: u64) {
+        let mut state = self.lock();
+        if matches!(&*state, State::Running(r) if r.stream_id == stream_id) {
+            *state = State::Idle;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn send(state: &State, control: Control) -> Result<(), HapStatus> {
+    match state {
+        State::Running(r) => {
+            let _ = r.commands.send(Command::Control(control));
+            Ok(())
+        }
+        _ => Err(HapStatus::NOT_ALLOWED_IN_CURRENT_STATE),
+    }
+}
+
+/// Sets Streaming Status from the slot's state (notifying subscribers on a change).
+fn sync_status(server: &Inner, slot: &Slot) {
+    let status = if slot.in_use() {
+        StreamingStatus::IN_USE
+    } else {
+        StreamingStatus::AVAILABLE
+    };
+    let _ = server.set_value(
+        slot.chars.status,
+        Value::Tlv8(encode_streaming_status(status)),
+    );
+}
+
+fn nonzero(rng: &mut impl rand::Rng) -> u32 {
+    loop {
+        let v: u32 = rng.random();
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+/// A running stream: starts the media session, forwards commands, and cleans up at the end.
+struct StreamTask {
+    cam: Arc<CameraRuntime>,
+    slot: usize,
+    server: Weak<Inner>,
+    stream_id: u64,
+    params: StreamParams,
+    socket: Arc<UdpSocket>,
+    rx: mpsc::UnboundedReceiver<Command>,
+}
+
+impl StreamTask {
+    async fn run(mut self) {
+        let controller = self.params.destination;
+        let begun = Instant::now();
+        let reason = self.stream(controller, begun).await;
+        tracing::info!(camera = %self.cam.id, stream = self.stream_id, reason = %reason, secs = begun.elapsed().as_secs(), "stream ended");
+        if let Some(m) = self.cam.manager.upgrade() {
+            m.unregister(self.stream_id);
+        }
+        if let Some(slot) = self.cam.slots.get(self.slot) {
+            slot.finished(self.stream_id);
+            if let Some(server) = self.server.upgrade() {
+                sync_status(&server, slot);
+            }
+        }
+    }
+
+    async fn stream(&mut self, controller: SocketAddr, begun: Instant) -> String {
+        let mut early = Vec::new();
+        let start = session::start(
+            self.cam.media().clone(),
+            self.socket.clone(),
+            self.params.clone(),
+        );
+        let mut start = pin!(start);
+        // Commands that arrive while the feed opens are kept; a stop cancels the start.
+        let started = loop {
+            tokio::select! {
+                r = &mut start => break r,
+                cmd = self.rx.recv() => match cmd {
+                    Some(Command::Control(c)) => early.push(c),
+                    Some(Command::Stop(why)) => return format!("{why} (before the first frame)"),
+                    None => return "stopped before the first frame".to_owned(),
+                },
+            }
+        };
+        let mut handle = match started {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(camera = %self.cam.id, stream = self.stream_id, error = %e, "stream could not start");
+                return format!("start failed: {e}");
+            }
+        };
+        let control = handle.controller();
+        if let Some(m) = self.cam.manager.upgrade() {
+            m.register(StreamEntry {
+                id: self.stream_id,
+                camera: self.cam.id.clone(),
+                controller,
+                started: begun,
+                control: control.clone(),
+            });
+        }
+        for c in early {
+            control.control(c);
+        }
+        let mut wait = pin!(handle.wait());
+        let mut stopping = false;
+        let reason = loop {
+            tokio::select! {
+                reason = &mut wait => break reason,
+                cmd = self.rx.recv(), if !stopping => match cmd {
+                    Some(Command::Control(c)) => control.control(c),
+                    Some(Command::Stop(why)) => {
+                        tracing::debug!(camera = %self.cam.id, stream = self.stream_id, why, "stopping stream");
+                        stopping = true;
+                        control.stop();
+                    }
+                    None => {
+                        stopping = true;
+                        control.stop();
+                    }
+                },
+            }
+        };
+        match reason {
+            EndReason::Stopped => "stopped".to_owned(),
+            EndReason::RtcpTimeout => "no RTCP from the controller (HAP §7.9)".to_owned(),
+            EndReason::Bye => "RTCP BYE from the controller".to_owned(),
+            EndReason::Feed(e) => format!("camera feed: {e}"),
+            EndReason::Socket(e) => format!("UDP socket: {e}"),
+        }
+    }
+}
+
+/// A session prepared by Setup Endpoints but never started is dropped after this long.
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(30);
