@@ -625,6 +625,15 @@ fn cameras_crud_reflected_in_accessories_and_config_number() {
     // Another one, then remove the first: AIDs of the others stay, removed ones are not reused.
     let porch = serde_json::json!({"id": "porch", "name": "Porch", "source": "test-pattern"});
     assert_eq!(call(&bridge, "POST", CAMERAS, Some(&porch)).0, 201);
+    // Its media runtime came with it: a snapshot of the test pattern.
+    let snapshot = format!("{CAMERAS}/porch/snapshot?width=320&height=180");
+    let (code, jpeg) = bridge.api_request("GET", &snapshot, None, None);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&jpeg));
+    assert!(
+        jpeg.starts_with(&[0xff, 0xd8]) && jpeg.ends_with(&[0xff, 0xd9]) && jpeg.len() > 1000,
+        "not a JPEG ({} bytes)",
+        jpeg.len()
+    );
     let (code, body) = call(&bridge, "DELETE", &format!("{CAMERAS}/garage"), None);
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["removed"], "garage");
@@ -646,6 +655,11 @@ fn cameras_crud_reflected_in_accessories_and_config_number() {
     );
     assert_eq!(code, 200, "{body}");
     assert!(body["aid"].is_null(), "{body}");
+    assert_eq!(
+        bridge.api_request("GET", &snapshot, None, None).0,
+        404,
+        "a disabled camera has no media runtime"
+    );
     let (_, db) = c.json("GET", "/accessories", None);
     assert_eq!(aids(&db), [1, 2, 5]);
     let (_, body) = call(
