@@ -197,6 +197,12 @@ impl Controller {
             })
     }
 
+    /// A standalone camera's setup code and `X-HM://` URI while its server is unpaired.
+    pub(crate) fn standalone_setup(&self, id: &str) -> Option<(String, String)> {
+        let server = read(&self.standalone).get(id).map(|s| s.server.clone())?;
+        server.inner().setup_info()
+    }
+
     /// Whether HomeKit is enabled (the persisted flag; `true` when it cannot be read).
     pub(crate) fn enabled(&self) -> bool {
         self.store.bridge_enabled().unwrap_or(true)

@@ -4,7 +4,8 @@
 //! (defaults as in the configuration file), and `PUT` changes only the fields it carries. RTSP
 //! URLs come back with the password masked (`rtsp://user:***@host/...`); a `PUT` that sends the
 //! masked URL back keeps the stored one. Cameras from the configuration file are read-only
-//! (409). Errors name the field: `{"error": "max_streams: must be 1..=8"}`.
+//! (409). A standalone camera, which pairs on its own, shows its `setup_code` and `setup_uri`
+//! while unpaired. Errors name the field: `{"error": "max_streams: must be 1..=8"}`.
 
 use std::sync::Arc;
 
@@ -96,6 +97,8 @@ fn reply(control: &Controller, id: &str, code: StatusCode) -> Response {
 /// A camera as the API shows it: passwords masked, with its origin and AID (while exposed).
 fn view(entry: &CameraEntry, control: &Controller) -> Json {
     let c = &entry.config;
+    // A standalone camera pairs on its own: its code, while unpaired.
+    let setup = control.standalone_setup(&c.id);
     json!({
         "id": c.id,
         "name": c.name,
@@ -109,6 +112,8 @@ fn view(entry: &CameraEntry, control: &Controller) -> Json {
         "always_on": c.always_on,
         "origin": entry.origin,
         "aid": control.camera_aid(&c.id),
+        "setup_code": setup.as_ref().map(|(code, _)| code.clone()),
+        "setup_uri": setup.as_ref().map(|(_, uri)| uri.clone()),
     })
 }
 
@@ -333,8 +338,8 @@ fn invalid(message: &str) -> Response {
     error(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
-/// Fields a camera object may carry (`origin` and `aid` are read-only and ignored, so that
-/// what `GET` returned can be sent back).
+/// Fields a camera object may carry (`origin`, `aid`, `setup_code` and `setup_uri` are
+/// read-only and ignored, so that what `GET` returned can be sent back).
 const FIELDS: &[&str] = &[
     "id",
     "name",
@@ -348,4 +353,6 @@ const FIELDS: &[&str] = &[
     "always_on",
     "origin",
     "aid",
+    "setup_code",
+    "setup_uri",
 ];

@@ -858,6 +858,12 @@ fn a_standalone_camera_added_at_run_time_is_its_own_server() {
     assert_eq!(code, 201, "{reply}");
     assert_eq!(reply["aid"], 1);
     let (addr, code) = standalone_server(&bridge, "porch", "Porch", 0);
+    assert_eq!(
+        reply["setup_code"],
+        code.as_str(),
+        "its own code while unpaired"
+    );
+    assert!(reply["setup_uri"].as_str().unwrap().starts_with("X-HM://"));
     assert_ne!(addr, bridge.hap);
     let me = Identity::new(31);
     let cam = Conn::open(addr)
@@ -874,6 +880,8 @@ fn a_standalone_camera_added_at_run_time_is_its_own_server() {
     assert_eq!(bridge.status()["accessory_count"], 2, "not on the bridge");
     let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
     assert_eq!(list["pairings"][0]["server"], "camera:porch");
+    let (_, shown) = call(&bridge, "GET", &format!("{CAMERAS}/porch"), None);
+    assert!(shown["setup_code"].is_null(), "paired: no code ({shown})");
     // Its sensors are wired.
     let (code, reply) = call(&bridge, "POST", &format!("{CAMERAS}/porch/doorbell"), None);
     assert_eq!(code, 200, "{reply}");
