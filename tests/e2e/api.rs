@@ -927,3 +927,52 @@ fn a_standalone_camera_added_at_run_time_is_its_own_server() {
     let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
     assert_eq!(list["pairings"], serde_json::json!([]));
 }
+
+/// The `c#` the bridge at `port` announces over mDNS on loopback, once it equals `want`.
+fn announced_config_number(
+    rx: &mdns_sd::Receiver<mdns_sd::ServiceEvent>,
+    port: u16,
+    want: &str,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(mdns_sd::ServiceEvent::ServiceResolved(s)) if s.port == port => {
+                let c = s
+                    .txt_properties
+                    .get_property_val_str("c#")
+                    .map(str::to_owned);
+                if c.as_deref() == Some(want) {
+                    return Ok(());
+                }
+                seen.push(c);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Err(format!(
+        "c#={want} not announced for port {port}; seen {seen:?}"
+    ))
+}
+
+#[test]
+fn a_camera_added_at_run_time_is_announced_with_the_new_config_number() {
+    use mdns_sd::{IfKind, ServiceDaemon};
+
+    let bridge = Bridge::start();
+    let browser = ServiceDaemon::new().unwrap();
+    browser.disable_interface(IfKind::All).unwrap();
+    browser
+        .enable_interface(IfKind::Name("lo".to_owned()))
+        .unwrap();
+    let rx = browser.browse(hap_proto::mdns::SERVICE_TYPE).unwrap();
+    let port = bridge.hap.port();
+    announced_config_number(&rx, port, "1").unwrap();
+    let cam = serde_json::json!({"id": "garage", "name": "Garage", "source": "test-pattern"});
+    assert_eq!(call(&bridge, "POST", CAMERAS, Some(&cam)).0, 201);
+    let result = announced_config_number(&rx, port, "2");
+    let _ = browser.shutdown();
+    result.unwrap();
+}
