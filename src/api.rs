@@ -102,6 +102,7 @@ fn router(state: Arc<ApiState>) -> Router {
             &format!("{h}/pairings/{{id}}"),
             delete(homekit::remove_pairing),
         )
+        .route(&format!("{h}/cameras/{{id}}/qrcode"), get(cameras::qrcode))
         .route(&format!("{h}/cameras/{{id}}/motion"), post(motion))
         .route(&format!("{h}/cameras/{{id}}/occupancy"), post(occupancy))
         .route(&format!("{h}/cameras/{{id}}/doorbell"), post(doorbell))

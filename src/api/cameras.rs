@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json, json};
 
@@ -84,6 +84,35 @@ pub(super) async fn remove(State(state): State<Arc<ApiState>>, Path(id): Path<St
     match state.control.remove_camera(&id).await {
         Ok(_) => (StatusCode::OK, axum::Json(json!({"removed": id}))).into_response(),
         Err(e) => camera_error(&e),
+    }
+}
+
+/// `GET /cameras/{id}/qrcode`: a standalone camera's setup QR code (PNG) while unpaired.
+pub(super) async fn qrcode(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    let control = &state.control;
+    let Some(entry) = control.cameras().into_iter().find(|c| c.config.id == id) else {
+        return camera_error(&CameraError::NotFound(id));
+    };
+    let Some((_, uri)) = control.standalone_setup(&id) else {
+        let why = if entry.config.mode != CameraMode::Standalone {
+            "a bridged camera pairs with the bridge: use /api/v1/homekit/qrcode"
+        } else if !entry.config.enabled {
+            "the camera is disabled"
+        } else {
+            "the camera is paired: its setup code is only shown while unpaired"
+        };
+        return error(StatusCode::NOT_FOUND, &format!("camera {id:?}: {why}"));
+    };
+    match crate::qr::png(&uri) {
+        Ok(png) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            png,
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")),
     }
 }
 

@@ -863,7 +863,17 @@ fn a_standalone_camera_added_at_run_time_is_its_own_server() {
         code.as_str(),
         "its own code while unpaired"
     );
-    assert!(reply["setup_uri"].as_str().unwrap().starts_with("X-HM://"));
+    let uri = reply["setup_uri"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with("X-HM://"));
+    let (status, png) = bridge.api_request("GET", &format!("{CAMERAS}/porch/qrcode"), None, None);
+    assert_eq!(status, 200);
+    assert_eq!(decode_qr(&png), uri, "its own QR code");
+    let (status, body) = call(&bridge, "GET", &format!("{CAMERAS}/demo/qrcode"), None);
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().unwrap().contains("bridged"),
+        "{body}"
+    );
     assert_ne!(addr, bridge.hap);
     let me = Identity::new(31);
     let cam = Conn::open(addr)
@@ -882,6 +892,9 @@ fn a_standalone_camera_added_at_run_time_is_its_own_server() {
     assert_eq!(list["pairings"][0]["server"], "camera:porch");
     let (_, shown) = call(&bridge, "GET", &format!("{CAMERAS}/porch"), None);
     assert!(shown["setup_code"].is_null(), "paired: no code ({shown})");
+    let (status, body) = call(&bridge, "GET", &format!("{CAMERAS}/porch/qrcode"), None);
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("paired"), "{body}");
     // Its sensors are wired.
     let (code, reply) = call(&bridge, "POST", &format!("{CAMERAS}/porch/doorbell"), None);
     assert_eq!(code, 200, "{reply}");

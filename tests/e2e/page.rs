@@ -19,11 +19,12 @@ use hap_proto::controller::setup::SrpPadding;
 use crate::controller::{Conn, Identity};
 use crate::util::{Bridge, SETUP_CODE, TempDir, show};
 
-/// Two bridged cameras, one with extra sensors.
+/// Two bridged cameras, one with extra sensors, and a standalone one.
 const CONFIG: &str = "[bridge]\nmdns_interfaces = [\"lo\"]\n\n\
     [[cameras]]\nid = \"demo\"\nname = \"Demo Camera\"\nsource = \"test-pattern\"\n\n\
     [[cameras]]\nid = \"garage\"\nname = \"Garage Door\"\nsource = \"rtsp://admin:s3cret@127.0.0.1:9/live\"\n\
-    sensors = { motion = true, occupancy = true }\n";
+    sensors = { motion = true, occupancy = true }\n\n\
+    [[cameras]]\nid = \"porch\"\nname = \"Porch\"\nsource = \"test-pattern\"\nmode = \"standalone\"\n";
 
 #[test]
 fn page_shows_status_setup_code_qr_and_cameras_in_chromium() {
@@ -91,6 +92,19 @@ fn page_shows_status_setup_code_qr_and_cameras_in_chromium() {
         "{}",
         fail("the camera without a snapshot has no note")
     );
+    // The standalone camera pairs on its own: its code and QR code are on its card.
+    let porch = bridge.api_get("/api/v1/homekit/cameras/porch").1;
+    let porch_code = porch["setup_code"].as_str().unwrap();
+    assert!(
+        dom.contains(&format!("Pairs on its own: setup code {porch_code}")),
+        "{}",
+        fail("no setup code on the standalone camera's card")
+    );
+    assert!(
+        dom.contains("<img class=\"cam-qr\" alt=\"Setup QR code of Porch\" src=\"blob:"),
+        "{}",
+        fail("no QR code on the standalone camera's card")
+    );
     // Live streams: a table, or a note while the bridge has no stream statistics.
     assert!(
         dom.contains("No live streams.")
@@ -129,10 +143,10 @@ fn page_shows_status_setup_code_qr_and_cameras_in_chromium() {
     assert_eq!((img.width(), img.height()), (WIDTH, HEIGHT));
     let distinct: std::collections::BTreeSet<u8> = img.pixels().map(|p| p.0[0]).collect();
     assert!(distinct.len() > 16, "a nearly blank screenshot");
-    assert_eq!(
-        decode_qr(&img).as_deref(),
-        Some(uri.as_str()),
-        "the QR code in the screenshot ({})",
+    let codes = decode_qrs(&img);
+    assert!(
+        codes.contains(&uri),
+        "the bridge's QR code is not readable in the screenshot ({}): {codes:?}",
         shot.display()
     );
     show(&format!(
@@ -287,14 +301,17 @@ fn run_chromium(chromium: &Path, tmp: &Path, args: &[&str]) -> (bool, String, St
     }
 }
 
-/// The text of the one QR code found in a greyscale picture.
-fn decode_qr(img: &image::GrayImage) -> Option<String> {
+/// The texts of the QR codes found in a greyscale picture.
+fn decode_qrs(img: &image::GrayImage) -> Vec<String> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
         img.get_pixel(x as u32, y as u32).0[0]
     });
     let grids = prepared.detect_grids();
-    grids.first()?.decode().ok().map(|(_, text)| text)
+    grids
+        .iter()
+        .filter_map(|g| g.decode().ok().map(|(_, text)| text))
+        .collect()
 }
 
 /// Screenshot size.
