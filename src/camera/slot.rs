@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,8 @@ pub(crate) struct Slot {
     index: usize,
     chars: StreamChars,
     state: Mutex<State>,
+    /// Active (`B0`): off refuses new sessions and reports the service unavailable.
+    active: AtomicBool,
 }
 
 enum State {
@@ -74,6 +77,7 @@ impl Slot {
             index,
             chars,
             state: Mutex::new(State::Idle),
+            active: AtomicBool::new(true),
         }
     }
 
@@ -106,6 +110,10 @@ impl Slot {
                 SetupEndpointsResponse::status_only(request.session_id, status).encode(),
             ))
         };
+        if !self.active.load(Ordering::Relaxed) {
+            tracing::info!(camera = %cam.id, slot = self.index, peer = %origin.peer, "Setup Endpoints refused: stream service switched off");
+            return answer(SetupStatus::BUSY);
+        }
         let mut state = self.lock();
         let free = match &*state {
             State::Idle => true,
@@ -279,11 +287,14 @@ impl Slot {
         on: bool,
         origin: &RequestOrigin<'_>,
     ) {
-        if !on {
-            tracing::info!(camera = %cam.id, slot = self.index, "stream service switched off");
-            self.stop("Active switched off");
-            self.sync_status_later(cam, origin.server);
+        if self.active.swap(on, Ordering::Relaxed) == on {
+            return;
         }
+        tracing::info!(camera = %cam.id, slot = self.index, on, "stream service switched");
+        if !on {
+            self.stop("Active switched off");
+        }
+        self.sync_status_later(cam, origin.server);
     }
 
     /// Ends the session, whatever its state.
@@ -318,10 +329,10 @@ impl Slot {
         let server = Arc::downgrade(server);
         let index = self.index;
         tokio::spawn(async move {
-            if let (Some(cam), Some(server)) = (cam.upgrade(), server.upgrade()) {
-                if let Some(slot) = cam.slots.get(index) {
-                    sync_status(&server, slot);
-                }
+            if let (Some(cam), Some(server)) = (cam.upgrade(), server.upgrade())
+                && let Some(slot) = cam.slots.get(index)
+            {
+                sync_status(&server, slot);
             }
         });
     }
@@ -379,7 +390,9 @@ fn send(state: &State, control: Control) -> Result<(), HapStatus> {
 
 /// Sets Streaming Status from the slot's state (notifying subscribers on a change).
 fn sync_status(server: &Inner, slot: &Slot) {
-    let status = if slot.in_use() {
+    let status = if !slot.active.load(Ordering::Relaxed) {
+        StreamingStatus::UNAVAILABLE
+    } else if slot.in_use() {
         StreamingStatus::IN_USE
     } else {
         StreamingStatus::AVAILABLE

@@ -278,7 +278,7 @@ const IDENTIFY: u32 = 0x14;
 /// Bytes read from the socket at a time.
 const READ_BUFFER: usize = 16 * 1024;
 /// A snapshot that takes longer is answered with "operation timed out".
-const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(8);
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(4);
 /// A peer that does not take our bytes within this time is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection that has not completed pair-verify is closed after this long without input.

@@ -131,6 +131,27 @@ fn a_standalone_camera_is_its_own_hap_server() {
     );
     assert!(find_char(&db, 1, "85", "22").is_some());
     assert!(find_char(&db, 1, "121", "73").is_some());
+    // A video doorbell: the Doorbell service is primary, the camera streams are there, and a
+    // snapshot needs no aid (the camera is aid 1 of its own server).
+    let services = db["accessories"][0]["services"].as_array().unwrap();
+    assert!(
+        services
+            .iter()
+            .any(|s| s["type"] == "121" && s["primary"] == true)
+    );
+    assert_eq!(services.iter().filter(|s| s["type"] == "110").count(), 2);
+    assert!(services.iter().any(|s| s["type"] == "112"), "Microphone");
+    let m = c.call(
+        "POST",
+        "/resource",
+        crate::controller::JSON,
+        br#"{"resource-type":"image","image-width":320,"image-height":180}"#,
+    );
+    assert_eq!(
+        (m.status, m.content_type.as_deref()),
+        (200, Some("image/jpeg"))
+    );
+    assert!(m.body.starts_with(&[0xFF, 0xD8]), "JPEG SOI");
     // The bridge no longer lists the standalone camera.
     let mut b = Conn::open(bridge.hap);
     b.pair_verify(&me, &bridge_acc).unwrap();

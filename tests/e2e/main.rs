@@ -6,9 +6,13 @@
 
 mod accessories;
 mod api;
+mod camera;
+mod camera_util;
 mod controller;
 mod interop;
 mod page;
 mod pairing;
+#[path = "../../media/tests/runtime/fixture.rs"]
+mod rtsp_fixture;
 mod server;
 mod util;

@@ -17,6 +17,7 @@ Used by `tests/e2e/interop.rs`; needs `aiohomekit>=4,<5` (see tests/run.sh).
 from __future__ import annotations
 
 import argparse
+import base64
 import asyncio
 import json
 import logging
@@ -463,6 +464,25 @@ async def steps_on_pairing(
                 check(row["value"] == db_value,
                       f"{aid}.{iid} (type {ctype}) reads {row['value']!r}, /accessories said "
                       f"{db_value!r}")
+        # The camera accessory (hap-reference §7): max_streams (2) stream services, a
+        # microphone, and TLVs that decode with aiohomekit's own TLV8 reader.
+        cam_services = [s for s in services_of(cam) if short_type(s["type"]) == "110"]
+        check(len(cam_services) == 2, f"camera has {len(cam_services)} RTP stream services, want 2")
+        check(find_service(cam, "112") is not None, "camera has no Microphone service")
+        for svc in cam_services:
+            for ch in svc.get("characteristics", []):
+                ctype = short_type(ch["type"])
+                if ctype not in ("114", "115", "116", "120"):
+                    continue
+                value = got[(cam_aid, ch["iid"])].get("value")
+                items = TLV.decode_bytes(base64.b64decode(value or ""))
+                check(len(items) > 0, f"camera characteristic {ctype} reads an empty TLV")
+                if ctype == "120":
+                    check([tuple(i) for i in items] == [(1, bytearray(b"\x00"))],
+                          f"Streaming Status reads {items!r}, want available (01 01 00)")
+                if ctype == "114":
+                    check(b"\x01\x02\x00\x05\x02\x02\xd0\x02\x03\x01\x1e" in base64.b64decode(value),
+                          "Supported Video Stream Configuration lacks 1280x720@30")
         via_lib = await pairing.get_characteristics([(aid, iid) for aid, iid, _, _ in readable])
         bad = {k: v for k, v in via_lib.items() if "status" in v and v["status"] != 0}
         check(not bad, f"aiohomekit get_characteristics reports failures {bad}")

@@ -1,4 +1,7 @@
 //! The GStreamer RTSP server fixture (tests/fixtures/rtsp_server.py) as a child process.
+//! Shared with the bridge's end-to-end tests (`#[path]`-included there), so it finds the script
+//! from either package and keeps every item used by both.
+#![allow(dead_code)] // each including test crate uses a different subset
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -24,14 +27,29 @@ impl RtspServer {
 
     /// Starts on `port` (0: the OS picks).
     pub(crate) fn start_on(port: u16) -> Self {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/rtsp_server.py"
-        );
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg("--port")
-            .arg(port.to_string())
+        Self::spawn(port, None)
+    }
+
+    /// Starts with the main stream at `width`×`height` (the substream stays 640x360).
+    pub(crate) fn start_sized(width: u32, height: u32) -> Self {
+        Self::spawn(0, Some((width, height)))
+    }
+
+    fn spawn(port: u16, size: Option<(u32, u32)>) -> Self {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let script = [
+            root.join("tests/fixtures/rtsp_server.py"),
+            root.join("../tests/fixtures/rtsp_server.py"),
+        ]
+        .into_iter()
+        .find(|p| p.exists())
+        .expect("tests/fixtures/rtsp_server.py");
+        let mut command = Command::new("/usr/bin/python3");
+        command.arg(script).arg("--port").arg(port.to_string());
+        if let Some((w, h)) = size {
+            command.args(["--width", &w.to_string(), "--height", &h.to_string()]);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

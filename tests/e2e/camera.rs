@@ -1,0 +1,491 @@
+//! Cameras end to end (HAP §7): hap-proto's controller pairs with the bridge binary, sets up
+//! streams and receives SRTP over loopback; ffmpeg decodes it; the stream lifecycle (max
+//! streams, suspend/resume, connection close, RTCP silence) and snapshots.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hap_proto::camera::{SessionCommand, SetupStatus, StreamingStatus};
+use hap_proto::controller::setup::SrpPadding;
+use serde_json::json;
+
+use crate::camera_util::{
+    Ffmpeg, Receiver, RtcpPinger, accessory_addr, command, jpeg_size, select, selected,
+    setup_endpoints, stream_services, streaming_status,
+};
+use crate::controller::{Conn, Identity, JSON};
+use crate::pairing::aid_named;
+use crate::rtsp_fixture::RtspServer;
+use crate::util::{Bridge, SETUP_CODE, TempDir};
+
+/// Pairs controller 1 and returns a verified connection and the aid of the camera `name`.
+fn connect(
+    bridge: &Bridge,
+    name: &str,
+) -> (
+    Conn,
+    Identity,
+    hap_proto::controller::setup::PairedAccessory,
+    u64,
+) {
+    let me = Identity::new(1);
+    let acc = Conn::open(bridge.hap)
+        .pair_setup(&me, SETUP_CODE, SrpPadding::Strip)
+        .unwrap();
+    let mut c = Conn::open(bridge.hap);
+    c.pair_verify(&me, &acc).unwrap();
+    let (code, db) = c.json("GET", "/accessories", None);
+    assert_eq!(code, 200);
+    let aid = aid_named(&db, name).unwrap_or_else(|| panic!("no accessory {name} in {db}"));
+    (c, me, acc, aid)
+}
+
+fn wait_status(
+    c: &mut Conn,
+    s: &crate::camera_util::StreamService,
+    want: StreamingStatus,
+    timeout: Duration,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if streaming_status(c, s) == want {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn ffmpeg_decodes_a_stream_from_the_rtsp_camera_at_the_negotiated_then_reconfigured_size() {
+    // The camera: GStreamer's RTSP server, 1280x720 main stream and a 640x360 substream.
+    let camera = RtspServer::start_sized(1280, 720);
+    let tmp = TempDir::new("camera-rtsp");
+    let config = format!(
+        "[bridge]\nmdns_interfaces = [\"lo\"]\n\n[[cameras]]\nid = \"gst\"\nname = \"Gst Camera\"\n\
+         source = \"{}\"\nsubstream = \"{}\"\nalways_on = true\n",
+        camera.url,
+        camera.sub_url()
+    );
+    let bridge = Bridge::start_in(&tmp.0, Some(&config));
+    let (mut c, _, _, aid) = connect(&bridge, "Gst Camera");
+    let services = stream_services(&mut c, aid);
+    assert_eq!(services.len(), 2, "max_streams defaults to 2 services");
+    let s = services[0];
+    assert_eq!(streaming_status(&mut c, &s), StreamingStatus::AVAILABLE);
+
+    let ffmpeg = Ffmpeg::start(&tmp.0);
+    thread::sleep(Duration::from_millis(800)); // ffmpeg binds its port
+    let session = [0x11; 16];
+    let resp = setup_endpoints(&mut c, &s, session, ffmpeg.port);
+    assert_eq!(resp.status, SetupStatus::SUCCESS);
+    assert_eq!(resp.session_id, session);
+    assert!(resp.video_ssrc.is_some_and(|x| x != 0));
+    assert_eq!(
+        resp.video_srtp.as_ref().map(|p| p.key.as_slice()),
+        Some(&crate::camera_util::KEY[..])
+    );
+    assert_eq!(accessory_addr(&resp).ip().to_string(), "127.0.0.1");
+    assert!(wait_status(
+        &mut c,
+        &s,
+        StreamingStatus::IN_USE,
+        Duration::from_secs(2)
+    ));
+    let _rtcp = RtcpPinger::start(accessory_addr(&resp));
+
+    let t0 = Instant::now();
+    let (code, body) = select(
+        &mut c,
+        &s,
+        &selected(session, SessionCommand::START, (1280, 720, 30), 2000),
+    );
+    assert_eq!(code, 204, "{body}");
+    assert!(
+        ffmpeg.wait_for((1280, 720), 75, Duration::from_secs(25)),
+        "ffmpeg decoded {:?} after {:?}\n{}",
+        summary(&ffmpeg.frame_sizes()),
+        t0.elapsed(),
+        ffmpeg.log()
+    );
+    let (code, streams) = bridge.api_get("/api/v1/homekit/streams");
+    assert_eq!(code, 200);
+    let live = &streams["streams"][0];
+    assert_eq!(
+        (
+            live["camera"].as_str(),
+            live["width"].as_u64(),
+            live["height"].as_u64()
+        ),
+        (Some("gst"), Some(1280), Some(720)),
+        "{streams}"
+    );
+    assert_eq!(
+        live["mode"], "passthrough",
+        "a 720p request of a 720p camera passes through"
+    );
+
+    // Reconfigure: same session, new size and bit rate.
+    let (code, body) = select(
+        &mut c,
+        &s,
+        &selected(session, SessionCommand::RECONFIGURE, (640, 360, 30), 800),
+    );
+    assert_eq!(code, 204, "{body}");
+    assert!(
+        ffmpeg.wait_for((640, 360), 75, Duration::from_secs(25)),
+        "after reconfigure ffmpeg decoded {:?}\n{}",
+        summary(&ffmpeg.frame_sizes()),
+        ffmpeg.log()
+    );
+    assert!(!ffmpeg.log().contains("HMAC mismatch"), "{}", ffmpeg.log());
+
+    let (code, body) = select(&mut c, &s, &command(session, SessionCommand::END));
+    assert_eq!(code, 204, "{body}");
+    assert!(wait_status(
+        &mut c,
+        &s,
+        StreamingStatus::AVAILABLE,
+        Duration::from_secs(3)
+    ));
+    assert_eq!(bridge.status()["active_streams"], 0);
+}
+
+/// Run-length summary of decoded sizes, for failure messages.
+fn summary(sizes: &[(u32, u32)]) -> Vec<String> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for (w, h) in sizes {
+        let k = format!("{w}x{h}");
+        match out.last_mut() {
+            Some((last, n)) if *last == k => *n += 1,
+            _ => out.push((k, 1)),
+        }
+    }
+    out.into_iter().map(|(k, n)| format!("{n}×{k}")).collect()
+}
+
+#[test]
+fn two_streams_play_a_third_is_refused_and_streams_end_with_their_connection_or_rtcp() {
+    let bridge = Bridge::start();
+    let (mut a, me, acc, aid) = connect(&bridge, "Demo Camera");
+    let services = stream_services(&mut a, aid);
+    assert_eq!(services.len(), 2);
+    let mut b = Conn::open(bridge.hap);
+    b.pair_verify(&me, &acc).unwrap();
+    let mut watcher = Conn::open(bridge.hap);
+    watcher.pair_verify(&me, &acc).unwrap();
+    // A connection that only listens for Streaming Status events of service 1.
+    let mut events = Conn::open(bridge.hap);
+    events.pair_verify(&me, &acc).unwrap();
+    crate::pairing::subscribe(&mut events, aid, services[1].status);
+    let pid = bridge.pid().unwrap();
+    let sockets_before = open_sockets(pid);
+
+    // Stream A on service 0 from connection a, kept alive by RTCP.
+    let ra = Receiver::start();
+    let resp_a = setup_endpoints(&mut a, &services[0], [0xA; 16], ra.port);
+    assert_eq!(resp_a.status, SetupStatus::SUCCESS);
+    let _ping_a = RtcpPinger::start(accessory_addr(&resp_a));
+    let (code, body) = select(
+        &mut a,
+        &services[0],
+        &selected([0xA; 16], SessionCommand::START, (1280, 720, 30), 2000),
+    );
+    assert_eq!(code, 204, "{body}");
+    // Stream B on service 1 from connection b, with no RTCP at all.
+    let rb = Receiver::start();
+    let resp_b = setup_endpoints(&mut b, &services[1], [0xB; 16], rb.port);
+    assert_eq!(resp_b.status, SetupStatus::SUCCESS);
+    let b_started = Instant::now();
+    let (code, body) = select(
+        &mut b,
+        &services[1],
+        &selected([0xB; 16], SessionCommand::START, (1280, 720, 30), 2000),
+    );
+    assert_eq!(code, 204, "{body}");
+    assert!(
+        ra.wait_for_packets(20, Duration::from_secs(15)),
+        "stream A sends nothing"
+    );
+    assert!(
+        rb.wait_for_packets(20, Duration::from_secs(15)),
+        "stream B sends nothing"
+    );
+    assert_eq!(
+        streaming_status(&mut watcher, &services[0]),
+        StreamingStatus::IN_USE
+    );
+    assert_eq!(
+        streaming_status(&mut watcher, &services[1]),
+        StreamingStatus::IN_USE
+    );
+
+    // The streams in /metrics (Prometheus text): two started, frames and a latency histogram.
+    let (code, metrics) = crate::util::http_text(bridge.api, "GET", "/metrics", None).unwrap();
+    assert_eq!(code, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from\n{metrics}"))
+    };
+    assert_eq!(value("hap_bridge_active_streams"), 2.0);
+    assert_eq!(value("hap_bridge_streams_started_total"), 2.0);
+    assert!(value("hap_bridge_stream_frames_sent_total") > 0.0);
+    assert!(value("hap_bridge_stream_frame_latency_seconds_count") > 0.0);
+    assert!(value("hap_bridge_stream_frame_latency_seconds_bucket{le=\"+Inf\"}") > 0.0);
+
+    // A third stream while two play: both services answer busy, the two streams go on.
+    let rc = Receiver::start();
+    for s in &services {
+        let resp = setup_endpoints(&mut watcher, s, [0xC; 16], rc.port);
+        assert_eq!(resp.status, SetupStatus::BUSY, "service {s:?}");
+        assert!(resp.accessory.is_none());
+    }
+    let (code, _) = select(
+        &mut watcher,
+        &services[0],
+        &selected([0xC; 16], SessionCommand::START, (640, 360, 30), 300),
+    );
+    assert_eq!(code, 207, "a Start for an unknown session is refused");
+    let before = ra.packets();
+    assert!(
+        ra.wait_for_packets(before + 20, Duration::from_secs(5)),
+        "stream A disturbed by the refused third"
+    );
+    assert_eq!(rc.packets(), 0);
+
+    // Suspend and resume A: no pictures while suspended.
+    let (code, _) = select(
+        &mut a,
+        &services[0],
+        &command([0xA; 16], SessionCommand::SUSPEND),
+    );
+    assert_eq!(code, 204);
+    assert!(
+        ra.wait_for_silence(Duration::from_millis(700), Duration::from_secs(5))
+            .is_some(),
+        "suspended stream still sends"
+    );
+    let (code, _) = select(
+        &mut a,
+        &services[0],
+        &command([0xA; 16], SessionCommand::RESUME),
+    );
+    assert_eq!(code, 204);
+    let before = ra.packets();
+    assert!(
+        ra.wait_for_packets(before + 20, Duration::from_secs(5)),
+        "resumed stream sends nothing"
+    );
+
+    // Streaming Status events follow (HAP §7.7): B's service went in use.
+    assert_eq!(
+        status_event(&mut events, &services[1], Duration::from_secs(2)),
+        Some(StreamingStatus::IN_USE)
+    );
+
+    // B hears no RTCP: it ends within 5 × 0.5 s of its start (HAP §7.9), and its service frees.
+    let last_b = rb
+        .wait_for_silence(Duration::from_millis(500), Duration::from_secs(8))
+        .expect("stream B never stopped");
+    let b_lived = last_b.duration_since(b_started);
+    assert!(
+        b_lived < Duration::from_millis(2500 + 1500),
+        "stream B sent for {b_lived:?} without RTCP"
+    );
+    assert!(wait_status(
+        &mut watcher,
+        &services[1],
+        StreamingStatus::AVAILABLE,
+        Duration::from_secs(3)
+    ));
+    // A, kept alive, still plays well past that timeout.
+    let before = ra.packets();
+    assert!(
+        ra.wait_for_packets(before + 20, Duration::from_secs(5)),
+        "stream A ended with B"
+    );
+
+    // Closing the HAP connection that set A up ends A within a second.
+    drop(a);
+    let closed = Instant::now();
+    let last_a = ra
+        .wait_for_silence(Duration::from_millis(300), Duration::from_secs(5))
+        .expect("stream A never stopped");
+    let after_close = last_a.saturating_duration_since(closed);
+    assert!(
+        after_close < Duration::from_secs(1),
+        "packets for {after_close:?} after the connection closed"
+    );
+    assert!(wait_status(
+        &mut watcher,
+        &services[0],
+        StreamingStatus::AVAILABLE,
+        Duration::from_secs(3)
+    ));
+    let (code, streams) = bridge.api_get("/api/v1/homekit/streams");
+    assert_eq!(code, 200);
+    assert_eq!(streams["streams"], json!([]), "streams left behind");
+    // Nothing left behind: the UDP sockets are closed, and so is connection a's TCP socket.
+    let sockets_after = open_sockets(pid);
+    assert!(
+        sockets_after < sockets_before,
+        "sockets before the streams {sockets_before}, after {sockets_after}"
+    );
+}
+
+/// Sockets the process holds open (`/proc/PID/fd`).
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
+/// The next Streaming Status event of service `s`.
+fn status_event(
+    c: &mut Conn,
+    s: &crate::camera_util::StreamService,
+    timeout: Duration,
+) -> Option<StreamingStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let event = c.next_message(deadline.saturating_duration_since(Instant::now()), true)?;
+        if let Some(v) = crate::pairing::event_value(&event, s.aid, s.status) {
+            let bytes =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v.as_str()?)
+                    .ok()?;
+            return hap_proto::camera::decode_streaming_status(&bytes).ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn a_snapshot_is_a_jpeg_of_the_requested_size() {
+    let bridge = Bridge::start();
+    let tmp = TempDir::new("snapshot");
+    let (mut c, _, _, aid) = connect(&bridge, "Demo Camera");
+    for (w, h) in [(640u32, 360u32), (320, 240)] {
+        let body =
+            json!({"resource-type": "image", "image-width": w, "image-height": h, "aid": aid});
+        let t = Instant::now();
+        let m = c.call("POST", "/resource", JSON, body.to_string().as_bytes());
+        assert_eq!(m.status, 200, "{m:?}");
+        assert_eq!(m.content_type.as_deref(), Some("image/jpeg"));
+        assert_eq!(
+            jpeg_size(&tmp.0, &m.body),
+            (w, h),
+            "snapshot asked {w}x{h} in {:?}",
+            t.elapsed()
+        );
+    }
+    // The bridge itself (aid 1) has no picture.
+    let body = json!({"resource-type": "image", "image-width": 640, "image-height": 360, "aid": 1});
+    let m = c.call("POST", "/resource", JSON, body.to_string().as_bytes());
+    assert_eq!(m.status, 404, "{m:?}");
+    // The same picture through the admin API (the web page's thumbnails).
+    let (code, jpeg) = crate::util::http_raw(
+        bridge.api,
+        "GET",
+        "/api/v1/homekit/cameras/demo/snapshot?width=320&height=180",
+        None,
+        None,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(jpeg_size(&tmp.0, &jpeg), (320, 180));
+}
+
+#[test]
+fn a_transcoded_stream_is_decoded_and_shutdown_ends_it_cleanly() {
+    let mut bridge = Bridge::start();
+    let tmp = TempDir::new("camera-shutdown");
+    let (mut c, _, _, aid) = connect(&bridge, "Demo Camera");
+    let s = stream_services(&mut c, aid)[0];
+    // The test pattern is 1280x720: a 640x360 request is transcoded.
+    let ffmpeg = Ffmpeg::start(&tmp.0);
+    thread::sleep(Duration::from_millis(800));
+    let resp = setup_endpoints(&mut c, &s, [0x5; 16], ffmpeg.port);
+    let _rtcp = RtcpPinger::start(accessory_addr(&resp));
+    let (code, body) = select(
+        &mut c,
+        &s,
+        &selected([0x5; 16], SessionCommand::START, (640, 360, 30), 500),
+    );
+    assert_eq!(code, 204, "{body}");
+    assert!(
+        ffmpeg.wait_for((640, 360), 30, Duration::from_secs(25)),
+        "ffmpeg decoded {:?}\n{}",
+        summary(&ffmpeg.frame_sizes()),
+        ffmpeg.log()
+    );
+    assert_eq!(
+        ffmpeg.count((1280, 720)),
+        0,
+        "the source size leaked into a 640x360 stream"
+    );
+    let (_, streams) = bridge.api_get("/api/v1/homekit/streams");
+    assert_eq!(streams["streams"][0]["mode"], "transcode", "{streams}");
+
+    // SIGTERM mid-stream: the process ends the stream and exits cleanly.
+    let t = Instant::now();
+    assert!(
+        bridge.stop(),
+        "the bridge did not exit cleanly with a live stream"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+    let decoded = ffmpeg.count((640, 360));
+    thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        ffmpeg.count((640, 360)),
+        decoded,
+        "pictures after the bridge exited"
+    );
+}
+
+#[test]
+fn a_stream_service_switched_off_is_unavailable_and_refuses_sessions() {
+    let bridge = Bridge::start();
+    let (mut c, _, _, aid) = connect(&bridge, "Demo Camera");
+    let s = stream_services(&mut c, aid)[1];
+    let active = |c: &mut Conn, on: u8| {
+        let (code, body) = c.json(
+            "PUT",
+            "/characteristics",
+            Some(&json!({"characteristics": [{"aid": aid, "iid": s.active, "value": on}]})),
+        );
+        assert_eq!(code, 204, "{body}");
+    };
+    active(&mut c, 0);
+    let off = wait_status(
+        &mut c,
+        &s,
+        StreamingStatus::UNAVAILABLE,
+        Duration::from_secs(2),
+    );
+    assert!(off, "{}", bridge.output());
+    let rx = Receiver::start();
+    assert_eq!(
+        setup_endpoints(&mut c, &s, [0x6; 16], rx.port).status,
+        SetupStatus::BUSY
+    );
+    active(&mut c, 1);
+    assert!(wait_status(
+        &mut c,
+        &s,
+        StreamingStatus::AVAILABLE,
+        Duration::from_secs(2)
+    ));
+    assert_eq!(
+        setup_endpoints(&mut c, &s, [0x6; 16], rx.port).status,
+        SetupStatus::SUCCESS
+    );
+}

@@ -1,0 +1,413 @@
+//! A HomeKit controller's side of camera streaming (HAP §7), for the camera tests: find the
+//! stream services, write Setup Endpoints and Selected RTP Stream Configuration, receive the
+//! SRTP on a UDP socket (counting packets) or hand it to ffmpeg, and keep the stream alive with
+//! SRTCP receiver reports as iOS does.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hap_proto::camera::{
+    EndpointAddress, H264Level, H264Profile, RtpParams, SelectedStreamConfig, SelectedVideo,
+    SessionCommand, SetupEndpointsRequest, SetupEndpointsResponse, SrtpCryptoSuite, SrtpParams,
+    StreamingStatus, VideoAttributes, VideoCodecType, decode_streaming_status,
+};
+use media::rtcp::ReceiverReport;
+use media::srtp::{SrtpContext, SrtpSuite, encode_params};
+use serde_json::{Value, json};
+
+use crate::controller::Conn;
+
+pub(crate) const KEY: [u8; 16] = *b"e2e-srtp-key-16b";
+pub(crate) const SALT: [u8; 14] = *b"e2e-salt-14byt";
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn unb64(v: &Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().unwrap_or_default())
+        .unwrap()
+}
+
+/// The iids of one Camera RTP Stream Management service (`110`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamService {
+    pub(crate) aid: u64,
+    pub(crate) selected: u64,
+    pub(crate) setup: u64,
+    pub(crate) status: u64,
+    pub(crate) active: u64,
+}
+
+/// The stream services of accessory `aid`, in order.
+pub(crate) fn stream_services(c: &mut Conn, aid: u64) -> Vec<StreamService> {
+    let (code, db) = c.json("GET", "/accessories", None);
+    assert_eq!(code, 200);
+    let acc = db["accessories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["aid"] == aid)
+        .expect("camera accessory");
+    acc["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["type"] == "110")
+        .map(|s| {
+            let iid = |t: &str| {
+                s["characteristics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["type"] == t)
+                    .and_then(|c| c["iid"].as_u64())
+                    .unwrap_or_else(|| panic!("characteristic {t} in {s}"))
+            };
+            StreamService {
+                aid,
+                selected: iid("117"),
+                setup: iid("118"),
+                status: iid("120"),
+                active: iid("B0"),
+            }
+        })
+        .collect()
+}
+
+fn write_tlv(c: &mut Conn, aid: u64, iid: u64, tlv: &[u8]) -> (u16, Value) {
+    c.json(
+        "PUT",
+        "/characteristics",
+        Some(&json!({"characteristics": [{"aid": aid, "iid": iid, "value": b64(tlv)}]})),
+    )
+}
+
+fn read_tlv(c: &mut Conn, aid: u64, iid: u64) -> Vec<u8> {
+    let (code, body) = c.json("GET", &format!("/characteristics?id={aid}.{iid}"), None);
+    assert_eq!(code, 200, "{body}");
+    unb64(&body["characteristics"][0]["value"])
+}
+
+/// Streaming Status (`120`) of a service.
+pub(crate) fn streaming_status(c: &mut Conn, s: &StreamService) -> StreamingStatus {
+    decode_streaming_status(&read_tlv(c, s.aid, s.status)).unwrap()
+}
+
+/// Writes Setup Endpoints (we receive video on `video_port`) and reads the answer back, as
+/// iOS does (HAP §7.1 step 2).
+pub(crate) fn setup_endpoints(
+    c: &mut Conn,
+    s: &StreamService,
+    session_id: [u8; 16],
+    video_port: u16,
+) -> SetupEndpointsResponse {
+    let srtp = SrtpParams {
+        suite: SrtpCryptoSuite::AES_CM_128_HMAC_SHA1_80,
+        key: KEY.to_vec(),
+        salt: SALT.to_vec(),
+    };
+    let request = SetupEndpointsRequest {
+        session_id,
+        controller: EndpointAddress {
+            ip: "127.0.0.1".parse().unwrap(),
+            video_port,
+            audio_port: video_port.wrapping_add(2),
+        },
+        video_srtp: srtp.clone(),
+        audio_srtp: srtp,
+    };
+    let (code, body) = write_tlv(c, s.aid, s.setup, &request.encode());
+    assert_eq!(code, 204, "Setup Endpoints write: {body}");
+    SetupEndpointsResponse::decode(&read_tlv(c, s.aid, s.setup)).unwrap()
+}
+
+/// A Start (or Reconfigure) for H.264 `width`×`height`@`fps` at `kbps`, PT 99, RTCP every 0.5 s.
+pub(crate) fn selected(
+    session_id: [u8; 16],
+    command: SessionCommand,
+    (width, height, fps): (u16, u16, u8),
+    kbps: u16,
+) -> SelectedStreamConfig {
+    let start = command == SessionCommand::START;
+    SelectedStreamConfig {
+        session_id,
+        command,
+        video: Some(SelectedVideo {
+            codec: start.then_some(VideoCodecType::H264),
+            profile: start.then_some(H264Profile::HIGH),
+            level: start.then_some(H264Level::L4_0),
+            packetization_mode: start.then_some(0),
+            attributes: VideoAttributes { width, height, fps },
+            rtp: RtpParams {
+                payload_type: 99,
+                ssrc: 0x00c0_ffee,
+                max_bitrate_kbps: kbps,
+                min_rtcp_interval: if start { 0.5 } else { 0.0 },
+                max_mtu: None,
+                comfort_noise_payload_type: None,
+            },
+        }),
+        audio: None,
+    }
+}
+
+/// A session-control-only write (End, Suspend, Resume).
+pub(crate) fn command(session_id: [u8; 16], command: SessionCommand) -> SelectedStreamConfig {
+    SelectedStreamConfig {
+        session_id,
+        command,
+        video: None,
+        audio: None,
+    }
+}
+
+/// Writes Selected RTP Stream Configuration; the HTTP status and body.
+pub(crate) fn select(c: &mut Conn, s: &StreamService, cfg: &SelectedStreamConfig) -> (u16, Value) {
+    write_tlv(c, s.aid, s.selected, &cfg.encode())
+}
+
+/// The accessory's RTCP address from its Setup Endpoints answer.
+pub(crate) fn accessory_addr(resp: &SetupEndpointsResponse) -> SocketAddr {
+    let a = resp.accessory.expect("accessory address");
+    SocketAddr::new(a.ip, a.video_port)
+}
+
+/// A UDP socket that counts what arrives (SRTP packets of one stream).
+pub(crate) struct Receiver {
+    pub(crate) port: u16,
+    packets: Arc<AtomicU64>,
+    last: Arc<Mutex<Option<Instant>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    pub(crate) fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let packets = Arc::new(AtomicU64::new(0));
+        let last = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, l, s) = (packets.clone(), last.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !s.load(Ordering::Relaxed) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    // RTP only (RTCP shares the port: payload types 200-204 in the 2nd byte).
+                    if n > 12 && !(200..=204).contains(&buf[1]) {
+                        p.fetch_add(1, Ordering::Relaxed);
+                        *l.lock().unwrap() = Some(Instant::now());
+                    }
+                }
+            }
+        });
+        Self {
+            port,
+            packets,
+            last,
+            stop,
+        }
+    }
+
+    pub(crate) fn packets(&self) -> u64 {
+        self.packets.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn last_packet(&self) -> Option<Instant> {
+        *self.last.lock().unwrap()
+    }
+
+    /// Waits until packets arrive; false after `timeout`.
+    pub(crate) fn wait_for_packets(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.packets() >= n {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Waits until nothing has arrived for `quiet`; returns when the last packet came, or
+    /// `None` if packets still flow at `timeout`.
+    pub(crate) fn wait_for_silence(&self, quiet: Duration, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let last = self.last_packet();
+            if last.is_none_or(|t| t.elapsed() >= quiet) {
+                return last;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sends SRTCP receiver reports to the accessory every 0.5 s, like iOS (hap-reference §7.9).
+pub(crate) struct RtcpPinger {
+    stop: Arc<AtomicBool>,
+}
+
+impl RtcpPinger {
+    pub(crate) fn start(to: SocketAddr) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        thread::spawn(move || {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut ctx = SrtpContext::new(SrtpSuite::AesCm128HmacSha1_80, &KEY, &SALT).unwrap();
+            while !s.load(Ordering::Relaxed) {
+                let mut rr = Vec::new();
+                ReceiverReport {
+                    ssrc: 0x00c0_ffee,
+                    reports: Vec::new(),
+                }
+                .write(&mut rr);
+                let packet = ctx.protect_rtcp(&rr).unwrap();
+                let _ = socket.send_to(&packet, to);
+                thread::sleep(Duration::from_millis(500));
+            }
+        });
+        Self { stop }
+    }
+}
+
+impl Drop for RtcpPinger {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// ffmpeg receiving our SRTP (an independent SRTP receiver and H.264 decoder); its `showinfo`
+/// filter logs the size of every decoded picture (the filter graph is rebuilt when the size
+/// changes, so a reconfigured stream shows its new size).
+pub(crate) struct Ffmpeg {
+    child: Child,
+    pub(crate) port: u16,
+    log: PathBuf,
+}
+
+impl Ffmpeg {
+    pub(crate) fn start(dir: &Path) -> Self {
+        let port = {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        };
+        let sdp = format!(
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=hap-bridge e2e\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=video {port} RTP/SAVP 99\r\na=rtpmap:99 H264/90000\r\na=fmtp:99 packetization-mode=1\r\n\
+             a=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+            encode_params(&KEY, &SALT).as_str()
+        );
+        let sdp_path = dir.join("stream.sdp");
+        std::fs::File::create(&sdp_path)
+            .unwrap()
+            .write_all(sdp.as_bytes())
+            .unwrap();
+        let log = dir.join("ffmpeg.log");
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "info"])
+            .args([
+                "-protocol_whitelist",
+                "file,udp,rtp,srtp",
+                "-analyzeduration",
+                "500000",
+            ])
+            .args(["-threads", "1", "-i"])
+            .arg(&sdp_path)
+            .args(["-vf", "showinfo", "-f", "null", "-"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run ffmpeg ({e}): apt-get install ffmpeg"));
+        Self { child, port, log }
+    }
+
+    /// The sizes of the pictures decoded so far, in order.
+    pub(crate) fn frame_sizes(&self) -> Vec<(u32, u32)> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("showinfo") && l.contains(" n:"))
+            .filter_map(|l| {
+                let s = l.split(" s:").nth(1)?.split_whitespace().next()?;
+                let (w, h) = s.split_once('x')?;
+                Some((w.parse().ok()?, h.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Pictures of `size` decoded so far.
+    pub(crate) fn count(&self, size: (u32, u32)) -> usize {
+        self.frame_sizes().iter().filter(|s| **s == size).count()
+    }
+
+    /// Waits until `n` pictures of `size` were decoded; false after `timeout`.
+    pub(crate) fn wait_for(&self, size: (u32, u32), n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.count(size) >= n {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Ffmpeg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Width and height of a JPEG, decoded by ffprobe.
+pub(crate) fn jpeg_size(dir: &Path, jpeg: &[u8]) -> (u32, u32) {
+    let path = dir.join("snapshot.jpg");
+    std::fs::write(&path, jpeg).unwrap();
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&path)
+        .output()
+        .expect("ffprobe (apt-get install ffmpeg)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text.trim().split(',').collect();
+    assert_eq!(
+        fields.first(),
+        Some(&"mjpeg"),
+        "not a JPEG: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (fields[1].parse().unwrap(), fields[2].parse().unwrap())
+}
