@@ -989,3 +989,73 @@ fn a_camera_added_at_run_time_is_announced_with_the_new_config_number() {
     let _ = browser.shutdown();
     result.unwrap();
 }
+
+#[test]
+fn cli_qr_of_a_standalone_camera() {
+    let tmp = TempDir::new("api-cli-camera");
+    let config = format!(
+        "{}\n[[cameras]]\nid = \"porch\"\nname = \"Porch\"\nsource = \"test-pattern\"\n\
+         mode = \"standalone\"\nsensors = {{ doorbell = true }}\n",
+        crate::util::default_config()
+    );
+    let mut bridge = Bridge::start_in(&tmp.0, Some(&config));
+    let (code, porch) = call(&bridge, "GET", &format!("{CAMERAS}/porch"), None);
+    assert_eq!(code, 200, "{porch}");
+    let setup_code = porch["setup_code"].as_str().unwrap().to_owned();
+    let uri = porch["setup_uri"].as_str().unwrap().to_owned();
+    let api = bridge.api.to_string();
+    let config_file = bridge.data_dir.join("e2e-config.toml");
+    let config_file = config_file.to_str().unwrap();
+    let state = bridge.data_dir.join("state");
+    let state = state.to_str().unwrap();
+
+    // Running: asked through the API.
+    let (ok, out, err) = cli(&[
+        "qr",
+        "--camera",
+        "porch",
+        "--api-addr",
+        &api,
+        "--data-dir",
+        state,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("Setup code: {setup_code}")), "{out}");
+    assert!(out.contains(&uri), "{out}");
+    let (ok, _, err) = cli(&[
+        "qr",
+        "--camera",
+        "demo",
+        "--api-addr",
+        &api,
+        "--data-dir",
+        state,
+    ]);
+    assert!(!ok && err.contains("bridged"), "{err}");
+
+    // Stopped: from the store, with the same URI (a video doorbell's category).
+    assert!(bridge.stop());
+    let args = [
+        "qr",
+        "--camera",
+        "porch",
+        "--config",
+        config_file,
+        "--data-dir",
+        state,
+    ];
+    let (ok, out, err) = cli(&args);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("Setup code: {setup_code}")), "{out}");
+    assert!(out.contains(&uri), "{out}");
+    let (ok, _, err) = cli(&[
+        "qr",
+        "--camera",
+        "nope",
+        "--config",
+        config_file,
+        "--data-dir",
+        state,
+    ]);
+    assert!(!ok && err.contains("no camera \"nope\""), "{err}");
+}
