@@ -162,6 +162,14 @@ fn page_shows_status_setup_code_qr_and_cameras_in_chromium() {
         .unwrap();
     let dom = dump_dom(&chromium, &tmp.0, &url);
     assert!(dom.contains("Paired."), "{dom}");
+    assert!(
+        dom.contains("id=\"error\"></p>"),
+        "the page shows an error: {dom}"
+    );
+    assert!(
+        dom.contains("<td>admin</td><td>bridge</td>"),
+        "the pairing is listed: {dom}"
+    );
     assert!(!dom.contains(SETUP_CODE), "{dom}");
     assert!(!dom.contains("id=\"qr\""), "{dom}");
 }
