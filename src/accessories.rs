@@ -166,7 +166,8 @@ fn sensor_ids(db: &Database, aid: u64) -> SensorIds {
     }
 }
 
-fn accessory_key(camera_id: &str) -> String {
+/// The bridge's AID-map key of a camera (the admin API looks AIDs up with it).
+pub(crate) fn accessory_key(camera_id: &str) -> String {
     format!("camera:{camera_id}")
 }
 

@@ -1,12 +1,12 @@
-//! `hap-bridge qr` and `hap-bridge pairings ...`.
+//! `hap-bridge qr [--camera ID]` and `hap-bridge pairings ...`.
 //!
 //! The running bridge holds the state store's lock, so `pairings` talks to its admin API
-//! (`--api-addr`, token from `--api-token` or `HAP_BRIDGE_API_TOKEN`). `qr` reads the store when
-//! no bridge runs, and asks the admin API when one does.
+//! (`--api-addr`, token from `--api-token` or `HAP_BRIDGE_API_TOKEN`). `qr` (the bridge's, or
+//! with `--camera ID` a standalone camera's) reads the store when no bridge runs, and asks the
+//! admin API when one does.
 
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,6 +14,7 @@ use hap_proto::setup::{Category, setup_uri};
 use serde_json::Value as Json;
 
 use crate::cli::{Cli, PairingsAction};
+use crate::config::{CameraMode, Config};
 use crate::store::{self, ServerKey, Store};
 
 /// `hap-bridge pairings ...` against the running bridge.
@@ -70,23 +71,34 @@ fn print_removed(reply: &Json) {
     }
 }
 
-/// `hap-bridge qr`: the bridge's setup code, URI and QR code, from the store or the running
-/// bridge.
-pub(crate) fn qr(cli: &Cli, data_dir: &Path) -> anyhow::Result<()> {
-    let (code, uri) = match Store::open(data_dir) {
+/// `hap-bridge qr [--camera ID]`: the setup code, URI and QR code of the bridge (or of a
+/// standalone camera), from the store or the running bridge.
+pub(crate) fn qr(cli: &Cli, config: &Config, camera: Option<&str>) -> anyhow::Result<()> {
+    let what = camera.map_or_else(|| "the bridge".to_owned(), |id| format!("camera {id:?}"));
+    let paired = || {
+        println!("{what} is paired: the setup code is only shown while unpaired");
+        Ok(())
+    };
+    let (code, uri) = match Store::open(&config.bridge.data_dir) {
         Ok(store) => {
-            let Some(record) = store.server_record(&ServerKey::Bridge)? else {
+            let (key, category) = match camera {
+                None => (ServerKey::Bridge, Category::BRIDGE),
+                Some(id) => (
+                    ServerKey::Camera(id.to_owned()),
+                    standalone(config, &store, id)?,
+                ),
+            };
+            let Some(record) = store.server_record(&key)? else {
                 anyhow::bail!(
-                    "{}: no bridge identity yet; start the bridge once to create it",
+                    "{}: no identity for {what} yet; start the bridge once to create it",
                     store.path().display()
                 );
             };
-            if !store.pairings(&ServerKey::Bridge)?.is_empty() {
-                println!("the bridge is paired: the setup code is only shown while unpaired");
-                return Ok(());
+            if !store.pairings(&key)?.is_empty() {
+                return paired();
             }
-            let (code, id) = crate::setup_adapter::parse(&record.setup, "bridge")?;
-            let uri = setup_uri(&code, &id, Category::BRIDGE);
+            let (code, id) = crate::setup_adapter::parse(&record.setup, &key.as_db())?;
+            let uri = setup_uri(&code, &id, category);
             (code.as_str().to_owned(), uri)
         }
         Err(store::Error::Locked { path }) => {
@@ -96,13 +108,26 @@ pub(crate) fn qr(cli: &Cli, data_dir: &Path) -> anyhow::Result<()> {
                 path.display(),
                 cli.api_addr
             );
-            let status = ApiClient::new(cli).json("GET", "/api/v1/homekit/status", None)?;
-            match (status["setup_code"].as_str(), status["setup_uri"].as_str()) {
-                (Some(code), Some(uri)) => (code.to_owned(), uri.to_owned()),
-                _ => {
-                    println!("the bridge is paired: the setup code is only shown while unpaired");
-                    return Ok(());
+            let api = ApiClient::new(cli);
+            let reply = match camera {
+                None => api.json("GET", "/api/v1/homekit/status", None)?,
+                Some(id) => {
+                    let cam = api.json(
+                        "GET",
+                        &format!("/api/v1/homekit/cameras/{}", percent_encode(id)),
+                        None,
+                    )?;
+                    if cam["mode"] != "standalone" {
+                        anyhow::bail!(
+                            "{what} is bridged: it pairs with the bridge (hap-bridge qr)"
+                        );
+                    }
+                    cam
                 }
+            };
+            match (reply["setup_code"].as_str(), reply["setup_uri"].as_str()) {
+                (Some(code), Some(uri)) => (code.to_owned(), uri.to_owned()),
+                _ => return paired(),
             }
         }
         Err(e) => return Err(e.into()),
@@ -111,6 +136,22 @@ pub(crate) fn qr(cli: &Cli, data_dir: &Path) -> anyhow::Result<()> {
     println!("Setup URI:  {uri}");
     println!("{}", crate::qr::terminal(&uri));
     Ok(())
+}
+
+/// The category of standalone camera `id` (from the file or the store), or why it has none.
+fn standalone(config: &Config, store: &Store, id: &str) -> anyhow::Result<Category> {
+    let cameras = crate::control::load_cameras(config, store)?;
+    let Some(cam) = cameras.iter().find(|c| c.config.id == id) else {
+        anyhow::bail!("no camera {id:?} in the configuration file or the state store");
+    };
+    if cam.config.mode != CameraMode::Standalone {
+        anyhow::bail!("camera {id:?} is bridged: it pairs with the bridge (hap-bridge qr)");
+    }
+    Ok(if cam.config.sensors.doorbell {
+        Category::VIDEO_DOORBELL
+    } else {
+        Category::IP_CAMERA
+    })
 }
 
 /// A tiny blocking HTTP/1.1 client for the admin API.

@@ -1,5 +1,5 @@
 //! The admin API (axum), in the old Python service's shapes: HomeKit status, enable and
-//! disable, the setup QR code, pairings, the sensor triggers
+//! disable, the setup QR code, cameras at run time, pairings, the sensor triggers
 //! `POST /api/v1/homekit/cameras/{id}/motion|occupancy|doorbell`, Prometheus `/metrics` and a
 //! small web page at `/`.
 //!
@@ -8,6 +8,7 @@
 //! `Authorization: Bearer <token>`, compared in constant time.
 
 mod auth;
+mod cameras;
 mod homekit;
 mod metrics;
 mod streams;
@@ -36,29 +37,12 @@ pub(crate) struct ApiState {
     pub(crate) sensors: Arc<Sensors>,
     /// The bridge's configured name.
     pub(crate) bridge_name: String,
-    /// The configured cameras.
-    pub(crate) cameras: Vec<CameraInfo>,
     /// The cameras' runtimes and live streams.
     pub(crate) streams: Arc<crate::camera::CameraManager>,
     /// The video transcoder.
     pub(crate) transcoder: Transcoder,
     /// The bearer token every request must carry, if any.
     pub(crate) token: Option<ApiToken>,
-}
-
-/// A configured camera, as the API shows it.
-#[derive(Clone, Debug, serde::Serialize)]
-pub(crate) struct CameraInfo {
-    /// Camera id.
-    pub(crate) id: String,
-    /// Accessory name.
-    pub(crate) name: String,
-    /// `bridged` or `standalone`.
-    pub(crate) mode: &'static str,
-    /// Whether it is exposed.
-    pub(crate) enabled: bool,
-    /// Its sensors: `motion`, `occupancy`, `doorbell`.
-    pub(crate) sensors: Vec<&'static str>,
 }
 
 /// The video transcoder, as `/status` reports it.
@@ -99,7 +83,16 @@ fn router(state: Arc<ApiState>) -> Router {
         .route(&format!("{h}/enable"), post(homekit::enable))
         .route(&format!("{h}/disable"), post(homekit::disable))
         .route(&format!("{h}/qrcode"), get(homekit::qrcode))
-        .route(&format!("{h}/cameras"), get(homekit::cameras))
+        .route(
+            &format!("{h}/cameras"),
+            get(cameras::list).post(cameras::create),
+        )
+        .route(
+            &format!("{h}/cameras/{{id}}"),
+            get(cameras::show)
+                .put(cameras::update)
+                .delete(cameras::remove),
+        )
         .route(&format!("{h}/pairings"), get(homekit::pairings))
         .route(
             &format!("{h}/pairings/reset"),
@@ -109,6 +102,7 @@ fn router(state: Arc<ApiState>) -> Router {
             &format!("{h}/pairings/{{id}}"),
             delete(homekit::remove_pairing),
         )
+        .route(&format!("{h}/cameras/{{id}}/qrcode"), get(cameras::qrcode))
         .route(&format!("{h}/cameras/{{id}}/motion"), post(motion))
         .route(&format!("{h}/cameras/{{id}}/occupancy"), post(occupancy))
         .route(&format!("{h}/cameras/{{id}}/doorbell"), post(doorbell))

@@ -54,8 +54,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: PairingsAction,
     },
-    /// Print the bridge's setup code and QR code while unpaired.
-    Qr,
+    /// Print the bridge's (or a standalone camera's) setup code and QR code while unpaired.
+    Qr {
+        /// A standalone camera's id: its own code instead of the bridge's.
+        #[arg(long, value_name = "ID")]
+        camera: Option<String>,
+    },
     /// Stream a camera over SRTP to HOST:PORT without HomeKit (benchmarks, trying a camera):
     /// runs until Ctrl-C or SIGTERM and prints the stream's figures.
     Stream(StreamArgs),

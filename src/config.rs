@@ -283,6 +283,37 @@ impl Default for Config {
     }
 }
 
+impl CameraConfig {
+    /// Checks this camera's own fields (not its relation to other cameras: unique id and
+    /// port are checked by [`Config::validate`]); error fields are `prefix` + the field name.
+    pub(crate) fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("{prefix}{name}");
+        check_camera_id(&field("id"), &self.id)?;
+        check_name(&field("name"), &self.name)?;
+        check_source(&field("source"), &self.source)?;
+        if let Some(sub) = &self.substream {
+            if *sub == Source::TestPattern {
+                return Err(invalid(field("substream"), "must be an rtsp:// URL"));
+            }
+            check_source(&field("substream"), sub)?;
+        }
+        if !(1..=MAX_STREAMS_LIMIT).contains(&self.max_streams) {
+            return Err(invalid(
+                field("max_streams"),
+                format!("must be 1..={MAX_STREAMS_LIMIT}"),
+            ));
+        }
+        match (self.mode, self.port) {
+            (CameraMode::Bridged, Some(_)) => Err(invalid(
+                field("port"),
+                "only a standalone camera has its own port",
+            )),
+            (CameraMode::Standalone, Some(0)) => Err(invalid(field("port"), "must be 1..=65535")),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Config {
     /// Reads, parses and validates a file.
     pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -359,42 +390,21 @@ impl Config {
         let mut ids = HashSet::new();
         let mut ports = HashSet::from([b.port]);
         for (i, cam) in self.cameras.iter().enumerate() {
-            let field = |name: &str| format!("cameras[{i}].{name}");
-            check_camera_id(&field("id"), &cam.id)?;
+            let prefix = format!("cameras[{i}].");
+            cam.validate(&prefix)?;
             if !ids.insert(cam.id.as_str()) {
-                return Err(invalid(field("id"), format!("duplicate id {:?}", cam.id)));
-            }
-            check_name(&field("name"), &cam.name)?;
-            check_source(&field("source"), &cam.source)?;
-            if let Some(sub) = &cam.substream {
-                if *sub == Source::TestPattern {
-                    return Err(invalid(field("substream"), "must be an rtsp:// URL"));
-                }
-                check_source(&field("substream"), sub)?;
-            }
-            if !(1..=MAX_STREAMS_LIMIT).contains(&cam.max_streams) {
                 return Err(invalid(
-                    field("max_streams"),
-                    format!("must be 1..={MAX_STREAMS_LIMIT}"),
+                    format!("{prefix}id"),
+                    format!("duplicate id {:?}", cam.id),
                 ));
             }
-            match (cam.mode, cam.port) {
-                (CameraMode::Bridged, Some(_)) => {
-                    return Err(invalid(
-                        field("port"),
-                        "only a standalone camera has its own port",
-                    ));
-                }
-                (CameraMode::Standalone, Some(0)) => {
-                    return Err(invalid(field("port"), "must be 1..=65535"));
-                }
-                (CameraMode::Standalone, Some(port)) if !ports.insert(port) => {
-                    return Err(invalid(
-                        field("port"),
-                        format!("port {port} is already used"),
-                    ));
-                }
-                _ => {}
+            if let Some(port) = cam.port
+                && !ports.insert(port)
+            {
+                return Err(invalid(
+                    format!("{prefix}port"),
+                    format!("port {port} is already used"),
+                ));
             }
         }
 
@@ -541,7 +551,7 @@ const MAX_CAMERA_ID_LEN: usize = 32;
 /// Longest accessory name (HAP-python and HAP-NodeJS cap names at 64).
 const MAX_NAME_CHARS: usize = 64;
 /// A bridge exposes at most 150 accessories: itself + 149 (HAP §6.1).
-const MAX_BRIDGED_CAMERAS: usize = 149;
+pub(crate) const MAX_BRIDGED_CAMERAS: usize = 149;
 /// Shortest accepted `api.token`.
 const MIN_API_TOKEN: usize = 16;
 /// Longest accepted `api.token`.

@@ -44,8 +44,8 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::CheckConfig { file }) => check_config(file),
         Some(Command::Pairings { action }) => report(admin_cli::pairings(&cli, action)),
-        Some(Command::Qr) => {
-            report(load_config(&cli).and_then(|c| admin_cli::qr(&cli, &c.bridge.data_dir)))
+        Some(Command::Qr { camera }) => {
+            report(load_config(&cli).and_then(|c| admin_cli::qr(&cli, &c, camera.as_deref())))
         }
         Some(Command::Stream(args)) => report(stream_cli::run(args)),
         None => match run(&cli) {

@@ -6,7 +6,7 @@
 //! service did.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use hap_proto::db::{HapStatus, Value};
@@ -45,7 +45,8 @@ struct Camera {
 
 /// The sensors of every camera, by camera id.
 pub(crate) struct Sensors {
-    cameras: BTreeMap<String, Arc<Camera>>,
+    /// Replaced when cameras change at run time ([`Sensors::replace`]).
+    cameras: RwLock<BTreeMap<String, Arc<Camera>>>,
     reset: Duration,
     cap: Duration,
 }
@@ -57,22 +58,35 @@ impl Sensors {
         reset: Duration,
         cap: Duration,
     ) -> Self {
-        let cameras = cameras
-            .into_iter()
-            .map(|(id, server, ids)| {
-                let cam = Camera {
-                    server,
-                    ids,
-                    motion: Mutex::new(MotionRun::default()),
-                };
-                (id, Arc::new(cam))
-            })
-            .collect();
         Self {
-            cameras,
+            cameras: RwLock::new(camera_map(cameras)),
             reset,
             cap,
         }
+    }
+
+    /// Replaces the cameras (after a run-time change of the accessory databases). A camera on
+    /// the same server with the same characteristics keeps its entry (and its motion run).
+    pub(crate) fn replace(&self, cameras: Vec<(String, Arc<Inner>, SensorIds)>) {
+        let mut map = self
+            .cameras
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = BTreeMap::new();
+        for (id, server, ids) in cameras {
+            let kept = map
+                .remove(&id)
+                .filter(|old| Arc::ptr_eq(&old.server, &server) && old.ids == ids);
+            let cam = kept.unwrap_or_else(|| {
+                Arc::new(Camera {
+                    server,
+                    ids,
+                    motion: Mutex::new(MotionRun::default()),
+                })
+            });
+            next.insert(id, cam);
+        }
+        *map = next;
     }
 
     /// Motion detected (or cleared).
@@ -104,7 +118,6 @@ impl Sensors {
                 .since
                 .unwrap_or_else(Instant::now);
             let at = (Instant::now() + self.reset).min(since + self.cap);
-            let cam = cam.clone();
             let camera = camera.to_owned();
             tokio::spawn(async move {
                 tokio::time::sleep_until(at).await;
@@ -157,11 +170,28 @@ impl Sensors {
         Ok(())
     }
 
-    fn camera(&self, camera: &str) -> Result<&Arc<Camera>, SensorError> {
+    fn camera(&self, camera: &str) -> Result<Arc<Camera>, SensorError> {
         self.cameras
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(camera)
+            .cloned()
             .ok_or_else(|| SensorError::UnknownCamera(camera.to_owned()))
     }
+}
+
+fn camera_map(cameras: Vec<(String, Arc<Inner>, SensorIds)>) -> BTreeMap<String, Arc<Camera>> {
+    cameras
+        .into_iter()
+        .map(|(id, server, ids)| {
+            let cam = Camera {
+                server,
+                ids,
+                motion: Mutex::new(MotionRun::default()),
+            };
+            (id, Arc::new(cam))
+        })
+        .collect()
 }
 
 fn no_sensor(camera: &str, sensor: &'static str) -> SensorError {

@@ -376,7 +376,6 @@ impl Store {
 
     /// Forgets a server entirely (factory reset): identity, pairings, `c#` and its maps. The next
     /// [`Store::server`] creates a new identity.
-    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn forget_server(&self, key: &ServerKey) -> Result<(), Error> {
         let k = key.as_db();
         self.write("forget a server", |tx| {
@@ -584,8 +583,21 @@ impl Store {
         Ok(out)
     }
 
+    /// The AID of an accessory key, if one was assigned.
+    pub(crate) fn aid(&self, key: &ServerKey, accessory: &str) -> Result<Option<u64>, Error> {
+        let aid: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT aid FROM aid_map WHERE server = ?1 AND key = ?2",
+                params![key.as_db(), accessory],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.sql("cannot read an AID"))?;
+        Ok(aid.map(i64::unsigned_abs))
+    }
+
     /// Forgets an accessory's AID and its IIDs; the AID is not handed out again.
-    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn remove_aid(&self, key: &ServerKey, accessory: &str) -> Result<(), Error> {
         let k = key.as_db();
         self.write("remove an AID", |tx| {
@@ -647,7 +659,6 @@ impl Store {
     }
 
     /// Cameras added at run time: `(camera id, JSON)` in insertion order.
-    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn runtime_cameras(&self) -> Result<Vec<(String, String)>, Error> {
         let conn = self.lock();
         let mut stmt = conn
@@ -661,7 +672,6 @@ impl Store {
     }
 
     /// Adds or replaces a run-time camera.
-    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn put_runtime_camera(&self, id: &str, json: &str) -> Result<(), Error> {
         self.write("store a camera", |tx| {
             tx.execute(
@@ -674,7 +684,6 @@ impl Store {
     }
 
     /// Removes a run-time camera.
-    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
     pub(crate) fn remove_runtime_camera(&self, id: &str) -> Result<(), Error> {
         self.write("remove a camera", |tx| {
             tx.execute("DELETE FROM runtime_cameras WHERE id = ?1", [id])?;

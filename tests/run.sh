@@ -20,9 +20,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # ---- 1. System packages (Debian) ------------------------------------------------------------
 # ffmpeg: independent SRTP receiver and H.264 decoder; nasm: openh264's assembly (without it
 # encoding is ~2.5x slower); GStreamer's RTSP server: the real camera in tests; iproute2 and
-# util-linux: private network namespaces for the mDNS tests.
+# util-linux: private network namespaces for the mDNS tests; chromium: the web page test
+# (headless; tests/e2e/page.rs).
 APT_PACKAGES=(ffmpeg nasm gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-ugly
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iproute2 util-linux python3-venv)
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iproute2 util-linux python3-venv chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,14 +21,14 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
         "running": control.running(),
         "paired": setup.is_none(),
         "accessory_count": bridge.accessory_count(),
-        "camera_count": state.cameras.iter().filter(|c| c.enabled).count(),
+        "camera_count": control.cameras().iter().filter(|c| c.config.enabled).count(),
         "active_streams": state.streams.active_streams(),
         "transcoder": state.transcoder,
         "bridge_name": state.bridge_name,
         "setup_code": setup.as_ref().map(|(code, _)| code.clone()),
         "setup_uri": setup.as_ref().map(|(_, uri)| uri.clone()),
         "port": bridge.local_addr.port(),
-        "config_number": bridge.config_number,
+        "config_number": bridge.config_number(),
         "connections": bridge.connections.load(Ordering::Relaxed),
         "verified_sessions": bridge.verified.load(Ordering::Relaxed),
         "error": Json::Null,
@@ -97,14 +97,6 @@ pub(super) async fn qrcode(State(state): State<Arc<ApiState>>) -> Response {
             .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")),
     }
-}
-
-pub(super) async fn cameras(State(state): State<Arc<ApiState>>) -> Response {
-    (
-        StatusCode::OK,
-        axum::Json(json!({"cameras": state.cameras})),
-    )
-        .into_response()
 }
 
 pub(super) async fn pairings(State(state): State<Arc<ApiState>>) -> Response {

@@ -36,6 +36,7 @@ fn render(state: &ApiState) -> String {
     let rows: Vec<Row> = state
         .control
         .servers()
+        .iter()
         .map(|s| {
             let inner = s.inner();
             let (pairings, accessories) = {

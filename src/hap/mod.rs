@@ -7,7 +7,7 @@
 mod conn;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,8 @@ pub(crate) enum Control {
 #[derive(Clone, Copy, Debug)]
 enum Announce {
     Paired(bool),
+    /// The database shape changed at run time (admin API): the new `c#` (HAP §6.5).
+    ConfigNumber(u16),
 }
 
 /// A HAP server. It can stop serving (listener, connections and mDNS record gone) and resume
@@ -101,8 +103,9 @@ pub(crate) struct Inner {
     pub(crate) local_addr: SocketAddr,
     pub(crate) setup_id: SetupId,
     pub(crate) category: Category,
-    /// The configuration number (`c#`) advertised for this database shape.
-    pub(crate) config_number: u16,
+    /// The configuration number (`c#`) advertised for this database shape; see
+    /// [`Inner::replace_database`].
+    config_number: AtomicU16,
     next_conn: AtomicU64,
     pub(crate) connections: AtomicUsize,
     pub(crate) verified: AtomicUsize,
@@ -156,7 +159,7 @@ impl HapServer {
             local_addr,
             setup_id: params.setup_id,
             category: params.category,
-            config_number: params.config_number,
+            config_number: AtomicU16::new(params.config_number),
             next_conn: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             verified: AtomicUsize::new(0),
@@ -190,6 +193,7 @@ impl HapServer {
         };
         let mut txt = self.txt.clone();
         txt.paired = self.inner.lock().store.is_paired();
+        txt.config_number = self.inner.config_number();
         let registration = match &self.advertiser {
             Some(adv) => Some(adv.register(&self.spec, &txt_record(&txt))?),
             None => None,
@@ -275,6 +279,52 @@ impl Inner {
         Some((shared.setup_code.as_str().to_owned(), uri))
     }
 
+    /// The configuration number (`c#`) advertised now.
+    pub(crate) fn config_number(&self) -> u16 {
+        self.config_number.load(Ordering::Relaxed)
+    }
+
+    /// Swaps in a rebuilt database (cameras added, changed or removed at run time) with its
+    /// cameras' routes and its `c#`, and re-announces the TXT record when `c#` changed (HAP §6.5, §8.4). Values of
+    /// characteristics present in both databases are carried over; open connections stay.
+    pub(crate) fn replace_database(
+        &self,
+        mut db: Database,
+        cameras: crate::camera::Routes,
+        config_number: u16,
+    ) {
+        {
+            let mut shared = self.lock();
+            let carried: Vec<(CharId, Value)> = db
+                .accessories()
+                .iter()
+                .flat_map(|a| {
+                    a.services
+                        .iter()
+                        .flat_map(|s| &s.characteristics)
+                        .map(move |c| (CharId::new(a.aid, c.iid), c))
+                })
+                .filter_map(|(id, new)| {
+                    let old = shared.db.characteristic(id)?;
+                    (old.ty == new.ty && old.format == new.format && !old.is_immediate())
+                        .then(|| (id, old.value.clone()))
+                })
+                .collect();
+            for (id, value) in carried {
+                let _ = db.set_value(id, value);
+            }
+            shared.db = db;
+            shared.cameras = cameras;
+        }
+        if self.config_number.swap(config_number, Ordering::Relaxed) != config_number {
+            let announce = self
+                .announce
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = announce.send(Announce::ConfigNumber(config_number));
+        }
+    }
+
     /// The number of accessories in the database.
     pub(crate) fn accessory_count(&self) -> usize {
         self.lock().db.accessories().len()
@@ -349,6 +399,14 @@ async fn announce_loop(
                 Some(Announce::Paired(paired)) => {
                     if txt.paired != paired {
                         txt.paired = paired;
+                        if let Some(Err(e)) = registration.as_mut().map(|r| r.update(&txt_record(&txt))) {
+                            tracing::warn!(error = %e, "mDNS update failed");
+                        }
+                    }
+                }
+                Some(Announce::ConfigNumber(number)) => {
+                    if txt.config_number != number {
+                        txt.config_number = number;
                         if let Some(Err(e)) = registration.as_mut().map(|r| r.update(&txt_record(&txt))) {
                             tracing::warn!(error = %e, "mDNS update failed");
                         }

@@ -1,7 +1,8 @@
 //! The admin API against the running binary: enable/disable (persisted), status shape, the QR
-//! PNG, pairings, metrics, the token off loopback and request validation.
+//! PNG, pairings, metrics, the token off loopback and request validation, cameras added, changed
+//! and removed at run time (reflected in `/accessories` and `c#`, AIDs stable, passwords masked).
 
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use hap_proto::controller::setup::SrpPadding;
@@ -351,7 +352,7 @@ fn cli_qr_and_pairings() {
 }
 
 /// Sends `head` (request line and headers, without the final blank line): the status code.
-fn raw_status(addr: std::net::SocketAddr, head: &str) -> u16 {
+fn raw_status(addr: SocketAddr, head: &str) -> u16 {
     use std::io::{Read as _, Write as _};
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -483,4 +484,578 @@ fn removing_the_last_admin_removes_every_pairing() {
     assert!(u.closed_within(Duration::from_secs(3)));
     let (_, status) = bridge.api_get("/api/v1/homekit/status");
     assert_eq!(status["paired"], false);
+}
+
+// --- cameras at run time -----------------------------------------------------------------------
+
+const CAMERAS: &str = "/api/v1/homekit/cameras";
+
+/// A request with a JSON body (or none): (status, JSON body or `Null`).
+fn call(bridge: &Bridge, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let text = body.map(Value::to_string);
+    let (code, raw) = bridge.api_request(method, path, text.as_deref(), None);
+    (code, serde_json::from_slice(&raw).unwrap_or(Value::Null))
+}
+
+/// The accessories' AIDs in a `/accessories` reply.
+fn aids(db: &Value) -> Vec<u64> {
+    db["accessories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["aid"].as_u64().unwrap())
+        .collect()
+}
+
+fn config_number(bridge: &Bridge) -> u64 {
+    bridge.status()["config_number"].as_u64().unwrap()
+}
+
+/// `runtime_cameras.json` of one camera, read from the stopped bridge's state store.
+fn stored_camera(state_dir: &std::path::Path, id: &str) -> String {
+    let conn = rusqlite::Connection::open(state_dir.join("state.sqlite3")).unwrap();
+    conn.query_row(
+        "SELECT json FROM runtime_cameras WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn cameras_crud_reflected_in_accessories_and_config_number() {
+    use crate::pairing::{event_value, find_char, motion_char, subscribe, trigger_motion};
+
+    let tmp = TempDir::new("api-cameras");
+    let mut bridge = Bridge::start_in(&tmp.0, None);
+    let me = Identity::new(30);
+    let acc = Conn::open(bridge.hap)
+        .pair_setup(&me, SETUP_CODE, SrpPadding::Strip)
+        .unwrap();
+    let mut c = Conn::open(bridge.hap);
+    c.pair_verify(&me, &acc).unwrap();
+    let (_, db) = c.json("GET", "/accessories", None);
+    assert_eq!(aids(&db), [1, 2]);
+    assert_eq!(config_number(&bridge), 1);
+    let (aid, iid) = motion_char(&mut c);
+    subscribe(&mut c, aid, iid);
+
+    let (code, list) = call(&bridge, "GET", CAMERAS, None);
+    assert_eq!(code, 200);
+    let demo = &list["cameras"][0];
+    assert_eq!(
+        (&demo["id"], &demo["origin"], &demo["aid"], &demo["source"]),
+        (
+            &Value::from("demo"),
+            &Value::from("config"),
+            &Value::from(2),
+            &Value::from("test-pattern")
+        )
+    );
+
+    // Add: a new accessory with a new AID on the open connection, c# bumped, password masked.
+    let garage = serde_json::json!({
+        "id": "garage", "name": "Garage", "source": "rtsp://admin:s3cret@192.0.2.7/live",
+        "sensors": ["motion", "occupancy"], "max_streams": 3,
+    });
+    let (code, body) = call(&bridge, "POST", CAMERAS, Some(&garage));
+    assert_eq!(code, 201, "{body}");
+    assert!(!body.to_string().contains("s3cret"), "{body}");
+    assert_eq!(body["source"], "rtsp://admin:***@192.0.2.7/live");
+    assert_eq!(body["origin"], "api");
+    assert_eq!(body["aid"], 3);
+    assert_eq!(body["mode"], "bridged");
+    assert_eq!(body["enabled"], true);
+    assert_eq!(body["max_streams"], 3);
+    assert_eq!(body["sensors"], serde_json::json!(["motion", "occupancy"]));
+    let (_, db) = c.json("GET", "/accessories", None);
+    assert_eq!(aids(&db), [1, 2, 3]);
+    assert!(find_char(&db, 3, "86", "71").is_some(), "occupancy sensor");
+    assert_eq!(config_number(&bridge), 2);
+    assert_eq!(bridge.status()["camera_count"], 2);
+    let (code, all) = call(&bridge, "GET", CAMERAS, None);
+    assert_eq!(code, 200);
+    assert!(!all.to_string().contains("s3cret"), "{all}");
+    // Its sensors work at once.
+    let (code, body) = call(
+        &bridge,
+        "POST",
+        &format!("{CAMERAS}/garage/occupancy"),
+        Some(&serde_json::json!({"detected": true})),
+    );
+    assert_eq!(code, 200, "{body}");
+
+    // The existing connection and its subscription survived the swap.
+    trigger_motion(&bridge, true);
+    let event = c.next_message(Duration::from_secs(3), true).expect("EVENT");
+    assert_eq!(event_value(&event, aid, iid), Some(Value::Bool(true)));
+
+    // Change: a name alone is a value (c# stays); dropping a sensor changes the shape. The
+    // masked URL sent back keeps the stored password.
+    let (code, body) = call(
+        &bridge,
+        "PUT",
+        &format!("{CAMERAS}/garage"),
+        Some(
+            &serde_json::json!({"name": "Garage Door", "source": "rtsp://admin:***@192.0.2.7/live"}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["name"], "Garage Door");
+    assert_eq!(body["aid"], 3);
+    assert_eq!(
+        config_number(&bridge),
+        2,
+        "a name is a value, not the shape"
+    );
+    let (code, body) = call(
+        &bridge,
+        "PUT",
+        &format!("{CAMERAS}/garage"),
+        Some(&serde_json::json!({"sensors": ["motion"]})),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["max_streams"], 3, "fields not sent are kept");
+    let (_, db) = c.json("GET", "/accessories", None);
+    assert_eq!(aids(&db), [1, 2, 3], "AIDs stay");
+    assert!(find_char(&db, 3, "86", "71").is_none());
+    assert!(find_char(&db, 3, "85", "22").is_some());
+    assert_eq!(config_number(&bridge), 3);
+
+    // Another one, then remove the first: AIDs of the others stay, removed ones are not reused.
+    let porch = serde_json::json!({"id": "porch", "name": "Porch", "source": "test-pattern"});
+    assert_eq!(call(&bridge, "POST", CAMERAS, Some(&porch)).0, 201);
+    // Its media runtime came with it: a snapshot of the test pattern.
+    let snapshot = format!("{CAMERAS}/porch/snapshot?width=320&height=180");
+    let (code, jpeg) = bridge.api_request("GET", &snapshot, None, None);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&jpeg));
+    assert!(
+        jpeg.starts_with(&[0xff, 0xd8]) && jpeg.ends_with(&[0xff, 0xd9]) && jpeg.len() > 1000,
+        "not a JPEG ({} bytes)",
+        jpeg.len()
+    );
+    let (code, body) = call(&bridge, "DELETE", &format!("{CAMERAS}/garage"), None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["removed"], "garage");
+    let (_, db) = c.json("GET", "/accessories", None);
+    assert_eq!(aids(&db), [1, 2, 4]);
+    assert_eq!(config_number(&bridge), 5);
+    let (code, body) = call(&bridge, "POST", CAMERAS, Some(&garage));
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        body["aid"], 5,
+        "a removed camera's AID is not handed out again"
+    );
+    // Disabled: not exposed, still listed, AID kept for when it comes back.
+    let (code, body) = call(
+        &bridge,
+        "PUT",
+        &format!("{CAMERAS}/porch"),
+        Some(&serde_json::json!({"enabled": false})),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body["aid"].is_null(), "{body}");
+    assert_eq!(
+        bridge.api_request("GET", &snapshot, None, None).0,
+        404,
+        "a disabled camera has no media runtime"
+    );
+    let (_, db) = c.json("GET", "/accessories", None);
+    assert_eq!(aids(&db), [1, 2, 5]);
+    let (_, body) = call(
+        &bridge,
+        "PUT",
+        &format!("{CAMERAS}/porch"),
+        Some(&serde_json::json!({"enabled": true})),
+    );
+    assert_eq!(body["aid"], 4);
+    let number = config_number(&bridge);
+
+    // Configuration-file cameras are read-only.
+    let (code, body) = call(&bridge, "DELETE", &format!("{CAMERAS}/demo"), None);
+    assert_eq!(code, 409);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("configuration file"),
+        "{body}"
+    );
+
+    // Persisted: the same cameras, AIDs and c# after a restart; the password is stored whole.
+    drop(c);
+    assert!(bridge.stop());
+    let garage_json = stored_camera(&tmp.0.join("state"), "garage");
+    assert!(
+        garage_json.contains("rtsp://admin:s3cret@192.0.2.7/live"),
+        "{garage_json}"
+    );
+    let bridge = Bridge::start_in(&tmp.0, None);
+    let (_, list) = call(&bridge, "GET", CAMERAS, None);
+    let ids: Vec<(&str, u64)> = list["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["aid"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(ids, [("demo", 2), ("porch", 4), ("garage", 5)]);
+    assert_eq!(config_number(&bridge), number, "no bump without a change");
+    let mut c = Conn::open(bridge.hap);
+    c.pair_verify(&me, &acc).unwrap();
+    let (_, db) = c.json("GET", "/accessories", None);
+    assert_eq!(aids(&db), [1, 2, 4, 5]);
+}
+
+#[test]
+fn bad_camera_bodies_get_4xx_naming_the_field() {
+    let bridge = Bridge::start();
+    let ok = serde_json::json!({"id": "cam1", "name": "Cam", "source": "test-pattern"});
+    let with = |key: &str, value: Value| {
+        let mut body = ok.clone();
+        body[key] = value;
+        body
+    };
+    let post = |body: &Value| call(&bridge, "POST", CAMERAS, Some(body));
+    for (body, code, field) in [
+        (with("id", "Bad Id".into()), 422, "id:"),
+        (with("id", 7.into()), 422, "id: must be a string"),
+        (with("name", "".into()), 422, "name:"),
+        (with("source", "http://x/y".into()), 422, "source:"),
+        (with("substream", "test-pattern".into()), 422, "substream:"),
+        (with("max_streams", 0.into()), 422, "max_streams:"),
+        (with("max_streams", "two".into()), 422, "max_streams:"),
+        (with("mode", "floating".into()), 422, "mode:"),
+        (with("port", 5000.into()), 422, "port:"),
+        (with("enabled", "yes".into()), 422, "enabled:"),
+        (
+            with("sensors", serde_json::json!(["smoke"])),
+            422,
+            "sensors[0]:",
+        ),
+        (with("colour", "red".into()), 422, "colour: unknown field"),
+        (
+            serde_json::json!({"id": "x", "name": "X"}),
+            422,
+            "source: missing",
+        ),
+        (
+            serde_json::json!({"name": "X", "source": "test-pattern"}),
+            422,
+            "id: missing",
+        ),
+        (serde_json::json!([1, 2]), 422, "body:"),
+    ] {
+        let (got, reply) = post(&body);
+        assert_eq!(got, code, "{body}: {reply}");
+        let message = reply["error"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(field),
+            "{body}: {message:?} does not start with {field:?}"
+        );
+    }
+    let (code, reply) = call_raw(&bridge, "POST", CAMERAS, "{not json");
+    assert_eq!(code, 400);
+    assert!(reply.contains("body: not JSON"), "{reply}");
+
+    assert_eq!(post(&ok).0, 201);
+    let (code, reply) = post(&ok);
+    assert_eq!(code, 409);
+    assert!(
+        reply["error"].as_str().unwrap().starts_with("id:"),
+        "{reply}"
+    );
+    let (code, reply) =
+        post(&serde_json::json!({"id": "demo", "name": "D", "source": "test-pattern"}));
+    assert_eq!(code, 409, "{reply}");
+    let standalone = |id: &str, port: u16| serde_json::json!({"id": id, "name": id, "source": "test-pattern", "mode": "standalone", "port": port});
+    let (code, reply) = post(&standalone("s1", bridge.hap.port()));
+    assert_eq!(code, 409, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().starts_with("port:"),
+        "{reply}"
+    );
+
+    // A port another process holds: refused, nothing changed.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (code, reply) = post(&standalone("s2", taken.local_addr().unwrap().port()));
+    assert_eq!(code, 500, "{reply}");
+    let message = reply["error"].as_str().unwrap();
+    assert!(
+        message.contains("s2") && message.contains("cannot listen"),
+        "{message}"
+    );
+    drop(taken);
+
+    let put = |id: &str, body: Value| call(&bridge, "PUT", &format!("{CAMERAS}/{id}"), Some(&body));
+    let (code, reply) = put("cam1", serde_json::json!({"id": "cam2"}));
+    assert_eq!(code, 422);
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("id: cannot change"),
+        "{reply}"
+    );
+    let (code, reply) = put("cam1", serde_json::json!({"max_streams": 99}));
+    assert_eq!(code, 422);
+    assert!(
+        reply["error"].as_str().unwrap().starts_with("max_streams:"),
+        "{reply}"
+    );
+    let (code, reply) = put("nope", serde_json::json!({"name": "N"}));
+    assert_eq!(code, 404);
+    assert!(reply["error"].as_str().unwrap().contains("nope"), "{reply}");
+    assert_eq!(
+        call(&bridge, "DELETE", &format!("{CAMERAS}/nope"), None).0,
+        404
+    );
+    // Nothing half-applied: only the one good camera was added.
+    let (_, list) = call(&bridge, "GET", CAMERAS, None);
+    assert_eq!(list["cameras"].as_array().unwrap().len(), 2);
+    assert_eq!(config_number(&bridge), 2);
+}
+
+fn call_raw(bridge: &Bridge, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (code, raw) = bridge.api_request(method, path, Some(body), None);
+    (code, String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// The address and setup code a standalone camera's server printed (the last ones).
+fn standalone_server(bridge: &Bridge, id: &str, name: &str, after: usize) -> (SocketAddr, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = bridge.output();
+        let lines: Vec<&str> = out.lines().skip(after).collect();
+        let prefix = format!("hap-bridge: HAP server camera:{id} listening on ");
+        let addr = lines.iter().rev().find_map(|l| {
+            l.strip_prefix(prefix.as_str())
+                .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+        });
+        let code_prefix = format!("{name}: not paired. Setup code ");
+        let code = out.lines().find_map(|l| {
+            l.strip_prefix(code_prefix.as_str())
+                .map(|r| r[..10].to_owned())
+        });
+        if let (Some(addr), Some(code)) = (addr, code) {
+            return (addr, code);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no server for {id} in:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_standalone_camera_added_at_run_time_is_its_own_server() {
+    let bridge = Bridge::start();
+    let body = serde_json::json!({
+        "id": "porch", "name": "Porch", "source": "test-pattern", "mode": "standalone",
+        "sensors": ["motion", "doorbell"],
+    });
+    let (code, reply) = call(&bridge, "POST", CAMERAS, Some(&body));
+    assert_eq!(code, 201, "{reply}");
+    assert_eq!(reply["aid"], 1);
+    let (addr, code) = standalone_server(&bridge, "porch", "Porch", 0);
+    assert_eq!(
+        reply["setup_code"],
+        code.as_str(),
+        "its own code while unpaired"
+    );
+    let uri = reply["setup_uri"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with("X-HM://"));
+    let (status, png) = bridge.api_request("GET", &format!("{CAMERAS}/porch/qrcode"), None, None);
+    assert_eq!(status, 200);
+    assert_eq!(decode_qr(&png), uri, "its own QR code");
+    let (status, body) = call(&bridge, "GET", &format!("{CAMERAS}/demo/qrcode"), None);
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().unwrap().contains("bridged"),
+        "{body}"
+    );
+    assert_ne!(addr, bridge.hap);
+    let me = Identity::new(31);
+    let cam = Conn::open(addr)
+        .pair_setup(&me, &code, SrpPadding::Strip)
+        .unwrap();
+    let mut c = Conn::open(addr);
+    c.pair_verify(&me, &cam).unwrap();
+    let (_, db) = c.json("GET", "/accessories", None);
+    assert_eq!(aids(&db), [1]);
+    assert!(
+        crate::pairing::find_char(&db, 1, "121", "73").is_some(),
+        "doorbell"
+    );
+    assert_eq!(bridge.status()["accessory_count"], 2, "not on the bridge");
+    let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
+    assert_eq!(list["pairings"][0]["server"], "camera:porch");
+    let (_, shown) = call(&bridge, "GET", &format!("{CAMERAS}/porch"), None);
+    assert!(shown["setup_code"].is_null(), "paired: no code ({shown})");
+    let (status, body) = call(&bridge, "GET", &format!("{CAMERAS}/porch/qrcode"), None);
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("paired"), "{body}");
+    // Its sensors are wired.
+    let (code, reply) = call(&bridge, "POST", &format!("{CAMERAS}/porch/doorbell"), None);
+    assert_eq!(code, 200, "{reply}");
+
+    // A sensor change swaps its database in place: the session stays.
+    let (code, reply) = call(
+        &bridge,
+        "PUT",
+        &format!("{CAMERAS}/porch"),
+        Some(&serde_json::json!({"sensors": ["motion", "doorbell", "occupancy"]})),
+    );
+    assert_eq!(code, 200, "{reply}");
+    let (status, db) = c.json("GET", "/accessories", None);
+    assert_eq!(status, 200);
+    assert!(crate::pairing::find_char(&db, 1, "86", "71").is_some());
+
+    // Disabled: its server stops. Enabled again: same identity and pairing.
+    let lines_before = bridge.output().lines().count();
+    let (code, _) = call(
+        &bridge,
+        "PUT",
+        &format!("{CAMERAS}/porch"),
+        Some(&serde_json::json!({"enabled": false})),
+    );
+    assert_eq!(code, 200);
+    assert!(c.closed_within(Duration::from_secs(3)), "session closed");
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+    let (code, _) = call(
+        &bridge,
+        "PUT",
+        &format!("{CAMERAS}/porch"),
+        Some(&serde_json::json!({"enabled": true})),
+    );
+    assert_eq!(code, 200);
+    let (addr, _) = standalone_server(&bridge, "porch", "Porch", lines_before);
+    let mut c = Conn::open(addr);
+    c.pair_verify(&me, &cam).unwrap();
+
+    // Removed: server gone, identity and pairings forgotten.
+    let (code, _) = call(&bridge, "DELETE", &format!("{CAMERAS}/porch"), None);
+    assert_eq!(code, 200);
+    assert!(c.closed_within(Duration::from_secs(3)));
+    let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
+    assert_eq!(list["pairings"], serde_json::json!([]));
+}
+
+/// The `c#` the bridge at `port` announces over mDNS on loopback, once it equals `want`.
+fn announced_config_number(
+    rx: &mdns_sd::Receiver<mdns_sd::ServiceEvent>,
+    port: u16,
+    want: &str,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(mdns_sd::ServiceEvent::ServiceResolved(s)) if s.port == port => {
+                let c = s
+                    .txt_properties
+                    .get_property_val_str("c#")
+                    .map(str::to_owned);
+                if c.as_deref() == Some(want) {
+                    return Ok(());
+                }
+                seen.push(c);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Err(format!(
+        "c#={want} not announced for port {port}; seen {seen:?}"
+    ))
+}
+
+#[test]
+fn a_camera_added_at_run_time_is_announced_with_the_new_config_number() {
+    use mdns_sd::{IfKind, ServiceDaemon};
+
+    let bridge = Bridge::start();
+    let browser = ServiceDaemon::new().unwrap();
+    browser.disable_interface(IfKind::All).unwrap();
+    browser
+        .enable_interface(IfKind::Name("lo".to_owned()))
+        .unwrap();
+    let rx = browser.browse(hap_proto::mdns::SERVICE_TYPE).unwrap();
+    let port = bridge.hap.port();
+    announced_config_number(&rx, port, "1").unwrap();
+    let cam = serde_json::json!({"id": "garage", "name": "Garage", "source": "test-pattern"});
+    assert_eq!(call(&bridge, "POST", CAMERAS, Some(&cam)).0, 201);
+    let result = announced_config_number(&rx, port, "2");
+    let _ = browser.shutdown();
+    result.unwrap();
+}
+
+#[test]
+fn cli_qr_of_a_standalone_camera() {
+    let tmp = TempDir::new("api-cli-camera");
+    let config = format!(
+        "{}\n[[cameras]]\nid = \"porch\"\nname = \"Porch\"\nsource = \"test-pattern\"\n\
+         mode = \"standalone\"\nsensors = {{ doorbell = true }}\n",
+        crate::util::default_config()
+    );
+    let mut bridge = Bridge::start_in(&tmp.0, Some(&config));
+    let (code, porch) = call(&bridge, "GET", &format!("{CAMERAS}/porch"), None);
+    assert_eq!(code, 200, "{porch}");
+    let setup_code = porch["setup_code"].as_str().unwrap().to_owned();
+    let uri = porch["setup_uri"].as_str().unwrap().to_owned();
+    let api = bridge.api.to_string();
+    let config_file = bridge.data_dir.join("e2e-config.toml");
+    let config_file = config_file.to_str().unwrap();
+    let state = bridge.data_dir.join("state");
+    let state = state.to_str().unwrap();
+
+    // Running: asked through the API.
+    let (ok, out, err) = cli(&[
+        "qr",
+        "--camera",
+        "porch",
+        "--api-addr",
+        &api,
+        "--data-dir",
+        state,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("Setup code: {setup_code}")), "{out}");
+    assert!(out.contains(&uri), "{out}");
+    let (ok, _, err) = cli(&[
+        "qr",
+        "--camera",
+        "demo",
+        "--api-addr",
+        &api,
+        "--data-dir",
+        state,
+    ]);
+    assert!(!ok && err.contains("bridged"), "{err}");
+
+    // Stopped: from the store, with the same URI (a video doorbell's category).
+    assert!(bridge.stop());
+    let args = [
+        "qr",
+        "--camera",
+        "porch",
+        "--config",
+        config_file,
+        "--data-dir",
+        state,
+    ];
+    let (ok, out, err) = cli(&args);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("Setup code: {setup_code}")), "{out}");
+    assert!(out.contains(&uri), "{out}");
+    let (ok, _, err) = cli(&[
+        "qr",
+        "--camera",
+        "nope",
+        "--config",
+        config_file,
+        "--data-dir",
+        state,
+    ]);
+    assert!(!ok && err.contains("no camera \"nope\""), "{err}");
 }

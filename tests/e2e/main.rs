@@ -10,6 +10,7 @@ mod camera;
 mod camera_util;
 mod controller;
 mod interop;
+mod page;
 mod pairing;
 #[path = "../../media/tests/runtime/fixture.rs"]
 mod rtsp_fixture;

@@ -1,0 +1,387 @@
+//! `/api/v1/homekit/cameras[/{id}]`: list, show, add, change and remove cameras at run time.
+//!
+//! A camera is a JSON object; every field but `id`, `name` and `source` is optional on `POST`
+//! (defaults as in the configuration file), and `PUT` changes only the fields it carries. RTSP
+//! URLs come back with the password masked (`rtsp://user:***@host/...`); a `PUT` that sends the
+//! masked URL back keeps the stored one. Cameras from the configuration file are read-only
+//! (409). A standalone camera, which pairs on its own, shows its `setup_code` and `setup_uri`
+//! while unpaired. Errors name the field: `{"error": "max_streams: must be 1..=8"}`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value as Json, json};
+
+use super::{ApiState, error};
+use crate::config::{
+    CameraConfig, CameraMode, DEFAULT_MAX_STREAMS, Sensors, Source, TEST_PATTERN, mask_url,
+};
+use crate::control::{CameraEntry, CameraError, Controller};
+
+pub(super) async fn list(State(state): State<Arc<ApiState>>) -> Response {
+    let control = &state.control;
+    let list: Vec<Json> = control.cameras().iter().map(|c| view(c, control)).collect();
+    (StatusCode::OK, axum::Json(json!({"cameras": list}))).into_response()
+}
+
+pub(super) async fn show(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    let control = &state.control;
+    match control.cameras().iter().find(|c| c.config.id == id) {
+        Some(entry) => (StatusCode::OK, axum::Json(view(entry, control))).into_response(),
+        None => camera_error(&CameraError::NotFound(id)),
+    }
+}
+
+pub(super) async fn create(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    let parsed = match object(&body) {
+        Ok(obj) => camera_from(&obj, None),
+        Err(e) => Err(e),
+    };
+    let camera = match parsed {
+        Ok(camera) => camera,
+        Err(e) => return e,
+    };
+    let id = camera.id.clone();
+    match state.control.add_camera(camera).await {
+        Ok(()) => reply(&state.control, &id, StatusCode::CREATED),
+        Err(e) => camera_error(&e),
+    }
+}
+
+pub(super) async fn update(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let obj = match object(&body) {
+        Ok(obj) => obj,
+        Err(e) => return e,
+    };
+    // The edit runs under the controller's lock, on the camera as it is then.
+    let mut refused = None;
+    let result = state
+        .control
+        .update_camera(&id, |current| {
+            camera_from(&obj, Some(current)).map_err(|response| {
+                refused = Some(response);
+                CameraError::NotFound(String::new())
+            })
+        })
+        .await;
+    if let Some(response) = refused {
+        return response;
+    }
+    match result {
+        Ok(_) => reply(&state.control, &id, StatusCode::OK),
+        Err(e) => camera_error(&e),
+    }
+}
+
+pub(super) async fn remove(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    match state.control.remove_camera(&id).await {
+        Ok(_) => (StatusCode::OK, axum::Json(json!({"removed": id}))).into_response(),
+        Err(e) => camera_error(&e),
+    }
+}
+
+/// `GET /cameras/{id}/qrcode`: a standalone camera's setup QR code (PNG) while unpaired.
+pub(super) async fn qrcode(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    let control = &state.control;
+    let Some(entry) = control.cameras().into_iter().find(|c| c.config.id == id) else {
+        return camera_error(&CameraError::NotFound(id));
+    };
+    let Some((_, uri)) = control.standalone_setup(&id) else {
+        let why = if entry.config.mode != CameraMode::Standalone {
+            "a bridged camera pairs with the bridge: use /api/v1/homekit/qrcode"
+        } else if !entry.config.enabled {
+            "the camera is disabled"
+        } else {
+            "the camera is paired: its setup code is only shown while unpaired"
+        };
+        return error(StatusCode::NOT_FOUND, &format!("camera {id:?}: {why}"));
+    };
+    match crate::qr::png(&uri) {
+        Ok(png) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            png,
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")),
+    }
+}
+
+fn reply(control: &Controller, id: &str, code: StatusCode) -> Response {
+    match control.cameras().iter().find(|c| c.config.id == id) {
+        Some(entry) => (code, axum::Json(view(entry, control))).into_response(),
+        None => camera_error(&CameraError::NotFound(id.to_owned())),
+    }
+}
+
+/// A camera as the API shows it: passwords masked, with its origin and AID (while exposed).
+fn view(entry: &CameraEntry, control: &Controller) -> Json {
+    let c = &entry.config;
+    // A standalone camera pairs on its own: its code, while unpaired.
+    let setup = control.standalone_setup(&c.id);
+    json!({
+        "id": c.id,
+        "name": c.name,
+        "source": c.source.to_string(),
+        "substream": c.substream.as_ref().map(ToString::to_string),
+        "enabled": c.enabled,
+        "mode": mode_name(c.mode),
+        "port": c.port,
+        "sensors": sensor_names(&c.sensors),
+        "max_streams": c.max_streams,
+        "always_on": c.always_on,
+        "origin": entry.origin,
+        "aid": control.camera_aid(&c.id),
+        "setup_code": setup.as_ref().map(|(code, _)| code.clone()),
+        "setup_uri": setup.as_ref().map(|(_, uri)| uri.clone()),
+    })
+}
+
+fn mode_name(mode: CameraMode) -> &'static str {
+    match mode {
+        CameraMode::Bridged => "bridged",
+        CameraMode::Standalone => "standalone",
+    }
+}
+
+fn sensor_names(s: &Sensors) -> Vec<&'static str> {
+    [
+        (s.motion, "motion"),
+        (s.occupancy, "occupancy"),
+        (s.doorbell, "doorbell"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
+}
+
+fn camera_error(e: &CameraError) -> Response {
+    let code = match e {
+        CameraError::NotFound(_) => StatusCode::NOT_FOUND,
+        CameraError::ReadOnly(_) | CameraError::Conflict { .. } => StatusCode::CONFLICT,
+        CameraError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        CameraError::Failed(e) => {
+            tracing::error!(error = %format!("{e:#}"), "camera change failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    error(code, &e.to_string())
+}
+
+/// The body as a JSON object.
+#[allow(clippy::result_large_err)] // the error is the finished HTTP response
+fn object(body: &[u8]) -> Result<Map<String, Json>, Response> {
+    match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Object(obj)) => Ok(obj),
+        Ok(_) => Err(invalid("body: must be a JSON object")),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("body: not JSON ({e})"),
+        )),
+    }
+}
+
+/// A camera from a JSON object: a new one (`current` is `None`: `id`, `name` and `source`
+/// required), or `current` with the fields the object carries. Field-level checks only; the
+/// whole camera is validated by the controller.
+#[allow(clippy::result_large_err)] // the error is the finished HTTP response
+fn camera_from(
+    obj: &Map<String, Json>,
+    current: Option<&CameraConfig>,
+) -> Result<CameraConfig, Response> {
+    if let Some(key) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(invalid(&format!(
+            "{key}: unknown field (known: {})",
+            FIELDS.join(", ")
+        )));
+    }
+    let id = match (obj.get("id"), current) {
+        (Some(v), Some(cur)) => {
+            let id = string(v, "id")?;
+            if id != cur.id {
+                return Err(invalid(&format!(
+                    "id: cannot change ({:?} to {id:?}); remove the camera and add it again",
+                    cur.id
+                )));
+            }
+            id
+        }
+        (Some(v), None) => string(v, "id")?,
+        (None, Some(cur)) => cur.id.clone(),
+        (None, None) => return Err(invalid("id: missing")),
+    };
+    let name = match (obj.get("name"), current) {
+        (Some(v), _) => string(v, "name")?,
+        (None, Some(cur)) => cur.name.clone(),
+        (None, None) => return Err(invalid("name: missing")),
+    };
+    let main = match (obj.get("source"), current) {
+        (Some(v), cur) => source(&string(v, "source")?, cur.map(|c| &c.source)),
+        (None, Some(cur)) => cur.source.clone(),
+        (None, None) => {
+            return Err(invalid(&format!(
+                "source: missing (an rtsp:// URL or {TEST_PATTERN:?})"
+            )));
+        }
+    };
+    let substream = match obj.get("substream") {
+        Some(Json::Null) => None,
+        Some(v) => Some(source(
+            &string(v, "substream")?,
+            current.and_then(|c| c.substream.as_ref()),
+        )),
+        None => current.and_then(|c| c.substream.clone()),
+    };
+    let enabled = opt_bool(obj, "enabled")?.or_else(|| current.map(|c| c.enabled));
+    let mode = match obj.get("mode") {
+        Some(Json::String(m)) if m == "bridged" => CameraMode::Bridged,
+        Some(Json::String(m)) if m == "standalone" => CameraMode::Standalone,
+        Some(_) => return Err(invalid("mode: must be \"bridged\" or \"standalone\"")),
+        None => current.map_or(CameraMode::Bridged, |c| c.mode),
+    };
+    let port = match obj.get("port") {
+        Some(Json::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(|| invalid("port: must be a port number 1..=65535 or null"))?,
+        ),
+        // Back to bridged: a port no longer applies.
+        None if mode == CameraMode::Bridged => None,
+        None => current.and_then(|c| c.port),
+    };
+    let sensors = match obj.get("sensors") {
+        Some(v) => sensors(v)?,
+        None => current.map_or_else(Sensors::default, |c| c.sensors),
+    };
+    let max_streams = match obj.get("max_streams") {
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u8::try_from(n).ok())
+            .ok_or_else(|| invalid("max_streams: must be a small positive integer"))?,
+        None => current.map_or(DEFAULT_MAX_STREAMS, |c| c.max_streams),
+    };
+    let always_on = opt_bool(obj, "always_on")?
+        .or_else(|| current.map(|c| c.always_on))
+        .unwrap_or(false);
+    Ok(CameraConfig {
+        id,
+        name,
+        source: main,
+        substream,
+        enabled: enabled.unwrap_or(true),
+        mode,
+        port,
+        sensors,
+        max_streams,
+        always_on,
+    })
+}
+
+/// A source from text; the masked form of the current URL keeps the current URL (a client
+/// sending back what it read).
+fn source(text: &str, current: Option<&Source>) -> Source {
+    if let Some(Source::Rtsp(url)) = current
+        && text != url.expose()
+        && text == mask_url(url.expose())
+    {
+        return Source::Rtsp(url.clone());
+    }
+    Source::from(text.to_owned())
+}
+
+#[allow(clippy::result_large_err)] // the error is the finished HTTP response
+fn sensors(v: &Json) -> Result<Sensors, Response> {
+    let mut s = Sensors {
+        motion: false,
+        occupancy: false,
+        doorbell: false,
+    };
+    match v {
+        Json::Array(names) => {
+            for (i, name) in names.iter().enumerate() {
+                match name.as_str() {
+                    Some("motion") => s.motion = true,
+                    Some("occupancy") => s.occupancy = true,
+                    Some("doorbell") => s.doorbell = true,
+                    _ => {
+                        return Err(invalid(&format!(
+                            "sensors[{i}]: must be \"motion\", \"occupancy\" or \"doorbell\""
+                        )));
+                    }
+                }
+            }
+        }
+        Json::Object(map) => {
+            for (key, on) in map {
+                let on = on
+                    .as_bool()
+                    .ok_or_else(|| invalid(&format!("sensors.{key}: must be true or false")))?;
+                match key.as_str() {
+                    "motion" => s.motion = on,
+                    "occupancy" => s.occupancy = on,
+                    "doorbell" => s.doorbell = on,
+                    _ => {
+                        return Err(invalid(&format!(
+                            "sensors.{key}: unknown sensor (motion, occupancy, doorbell)"
+                        )));
+                    }
+                }
+            }
+        }
+        _ => {
+            return Err(invalid(
+                "sensors: must be a list such as [\"motion\", \"doorbell\"]",
+            ));
+        }
+    }
+    Ok(s)
+}
+
+#[allow(clippy::result_large_err)] // the error is the finished HTTP response
+fn string(v: &Json, field: &str) -> Result<String, Response> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| invalid(&format!("{field}: must be a string")))
+}
+
+#[allow(clippy::result_large_err)] // the error is the finished HTTP response
+fn opt_bool(obj: &Map<String, Json>, field: &str) -> Result<Option<bool>, Response> {
+    match obj.get(field) {
+        None => Ok(None),
+        Some(Json::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(invalid(&format!("{field}: must be true or false"))),
+    }
+}
+
+fn invalid(message: &str) -> Response {
+    error(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+/// Fields a camera object may carry (`origin`, `aid`, `setup_code` and `setup_uri` are
+/// read-only and ignored, so that what `GET` returned can be sent back).
+const FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "source",
+    "substream",
+    "enabled",
+    "mode",
+    "port",
+    "sensors",
+    "max_streams",
+    "always_on",
+    "origin",
+    "aid",
+    "setup_code",
+    "setup_uri",
+];
