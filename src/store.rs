@@ -466,15 +466,6 @@ impl Store {
         })
     }
 
-    /// Removes every pairing of a server (`pairings reset`).
-    #[allow(dead_code)] // TODO(#5): used by the admin API (enable/disable, camera CRUD, reset)
-    pub(crate) fn remove_all_pairings(&self, key: &ServerKey) -> Result<(), Error> {
-        self.write("remove all pairings", |tx| {
-            tx.execute("DELETE FROM pairings WHERE server = ?1", [key.as_db()])?;
-            Ok(())
-        })
-    }
-
     /// The failed pair-setup counter (0 for a server without a record).
     pub(crate) fn failed_attempts(&self, key: &ServerKey) -> Result<u32, Error> {
         let n: Option<i64> = self

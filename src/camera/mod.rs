@@ -335,7 +335,6 @@ impl CameraManager {
     }
 
     /// Removes a camera: its streams end, its hubs close when the last user lets go.
-    #[allow(dead_code)] // called by run-time camera removal (admin API, issue #5)
     pub(crate) fn detach(&self, id: &str) {
         let old = self.lock_cameras().remove(id);
         if let Some(old) = old {

@@ -267,11 +267,6 @@ fn pairing_store_crud() {
         .unwrap_err();
     assert_eq!(err.what, "put_pairing");
     assert!(orphan.pairings().is_empty());
-
-    ps.put_pairing(pairing(b"a", 1, Permissions::Admin))
-        .unwrap();
-    store.remove_all_pairings(&ServerKey::Bridge).unwrap();
-    assert!(store.pairings(&ServerKey::Bridge).unwrap().is_empty());
 }
 
 #[test]
