@@ -110,17 +110,30 @@ pub(crate) fn setup_endpoints(
     session_id: [u8; 16],
     video_port: u16,
 ) -> SetupEndpointsResponse {
+    let dest = SocketAddr::from(([127, 0, 0, 1], video_port));
+    setup_endpoints_with(c, s, session_id, dest, &KEY, &SALT)
+}
+
+/// [`setup_endpoints`] receiving at `dest` with these AES_CM_128 SRTP keys.
+pub(crate) fn setup_endpoints_with(
+    c: &mut Conn,
+    s: &StreamService,
+    session_id: [u8; 16],
+    dest: SocketAddr,
+    key: &[u8],
+    salt: &[u8],
+) -> SetupEndpointsResponse {
     let srtp = SrtpParams {
         suite: SrtpCryptoSuite::AES_CM_128_HMAC_SHA1_80,
-        key: KEY.to_vec(),
-        salt: SALT.to_vec(),
+        key: key.to_vec(),
+        salt: salt.to_vec(),
     };
     let request = SetupEndpointsRequest {
         session_id,
         controller: EndpointAddress {
-            ip: "127.0.0.1".parse().unwrap(),
-            video_port,
-            audio_port: video_port.wrapping_add(2),
+            ip: dest.ip(),
+            video_port: dest.port(),
+            audio_port: dest.port().wrapping_add(2),
         },
         video_srtp: srtp.clone(),
         audio_srtp: srtp,
@@ -268,11 +281,16 @@ pub(crate) struct RtcpPinger {
 
 impl RtcpPinger {
     pub(crate) fn start(to: SocketAddr) -> Self {
+        Self::start_with(to, &KEY, &SALT)
+    }
+
+    /// Pings with these AES_CM_128 SRTP keys.
+    pub(crate) fn start_with(to: SocketAddr, key: &[u8], salt: &[u8]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
+        let mut ctx = SrtpContext::new(SrtpSuite::AesCm128HmacSha1_80, key, salt).unwrap();
         thread::spawn(move || {
             let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let mut ctx = SrtpContext::new(SrtpSuite::AesCm128HmacSha1_80, &KEY, &SALT).unwrap();
             while !s.load(Ordering::Relaxed) {
                 let mut rr = Vec::new();
                 ReceiverReport {
