@@ -4,7 +4,7 @@
 //! goes silent, when Active is switched off, when the camera is removed, and on shutdown. The
 //! task owns the socket and the media session, so ending it leaves nothing behind.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -130,8 +130,20 @@ impl Slot {
             let ip = negotiate::local_ip_for(origin.local.ip(), request.controller.ip)?;
             let mut rng = rand::rng();
             let ssrc = nonzero(&mut rng);
-            let endpoints = Endpoints::from_request(&request, ssrc)?;
-            let socket = bind_udp(SocketAddr::new(ip, 0))
+            let mut endpoints = Endpoints::from_request(&request, ssrc)?;
+            // Keep the connection's IPv6 scope (link-local addresses need it to bind and send).
+            let bind = match origin.local {
+                SocketAddr::V6(v6) if IpAddr::V6(*v6.ip()) == ip => {
+                    if let SocketAddr::V6(dest) = &mut endpoints.destination
+                        && dest.scope_id() == 0
+                    {
+                        dest.set_scope_id(v6.scope_id());
+                    }
+                    SocketAddr::V6(SocketAddrV6::new(*v6.ip(), 0, 0, v6.scope_id()))
+                }
+                _ => SocketAddr::new(ip, 0),
+            };
+            let socket = bind_udp(bind)
                 .map_err(|e| negotiate::NegotiateError(format!("UDP socket on {ip}: {e}")))?;
             let local = socket
                 .local_addr()

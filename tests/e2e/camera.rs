@@ -502,3 +502,39 @@ fn a_stream_service_switched_off_is_unavailable_and_refuses_sessions() {
         SetupStatus::SUCCESS
     );
 }
+
+#[test]
+fn a_controller_on_ipv6_gets_an_ipv6_endpoint_and_the_stream() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: no IPv6 loopback on this machine");
+        return;
+    }
+    let tmp = TempDir::new("camera-ipv6");
+    let bridge = Bridge::start_bound(&tmp.0, None, "127.0.0.1:0", "::1");
+    assert!(bridge.hap.is_ipv6(), "{}", bridge.hap);
+    let (mut c, _, _, aid) = connect(&bridge, "Demo Camera");
+    let s = stream_services(&mut c, aid)[0];
+    let rx = Receiver::start_on("[::1]:0");
+    let key = crate::camera_util::KEY;
+    let salt = crate::camera_util::SALT;
+    let resp =
+        crate::camera_util::setup_endpoints_with(&mut c, &s, [0x66; 16], rx.addr, &key, &salt);
+    assert_eq!(resp.status, SetupStatus::SUCCESS);
+    let ours = accessory_addr(&resp);
+    assert_eq!(
+        ours.ip().to_string(),
+        "::1",
+        "same IP version and interface as the HAP connection"
+    );
+    let _rtcp = RtcpPinger::start(ours);
+    let (code, body) = select(
+        &mut c,
+        &s,
+        &selected([0x66; 16], SessionCommand::START, (1280, 720, 30), 1000),
+    );
+    assert_eq!(code, 204, "{body}");
+    assert!(
+        rx.wait_for_packets(30, Duration::from_secs(15)),
+        "no packets over IPv6"
+    );
+}

@@ -197,6 +197,7 @@ pub(crate) fn accessory_addr(resp: &SetupEndpointsResponse) -> SocketAddr {
 /// A UDP socket that counts what arrives (SRTP packets of one stream).
 pub(crate) struct Receiver {
     pub(crate) port: u16,
+    pub(crate) addr: SocketAddr,
     packets: Arc<AtomicU64>,
     last: Arc<Mutex<Option<Instant>>>,
     stop: Arc<AtomicBool>,
@@ -204,11 +205,17 @@ pub(crate) struct Receiver {
 
 impl Receiver {
     pub(crate) fn start() -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// A receiver on `addr` (e.g. `[::1]:0`).
+    pub(crate) fn start_on(addr: &str) -> Self {
+        let socket = UdpSocket::bind(addr).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
-        let port = socket.local_addr().unwrap().port();
+        let addr = socket.local_addr().unwrap();
+        let port = addr.port();
         let packets = Arc::new(AtomicU64::new(0));
         let last = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
@@ -227,6 +234,7 @@ impl Receiver {
         });
         Self {
             port,
+            addr,
             packets,
             last,
             stop,
@@ -290,7 +298,12 @@ impl RtcpPinger {
         let s = stop.clone();
         let mut ctx = SrtpContext::new(SrtpSuite::AesCm128HmacSha1_80, key, salt).unwrap();
         thread::spawn(move || {
-            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let local = if to.is_ipv6() {
+                "[::1]:0"
+            } else {
+                "127.0.0.1:0"
+            };
+            let socket = UdpSocket::bind(local).unwrap();
             while !s.load(Ordering::Relaxed) {
                 let mut rr = Vec::new();
                 ReceiverReport {

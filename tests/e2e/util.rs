@@ -56,6 +56,16 @@ impl Bridge {
 
     /// Starts the bridge with its admin API on `api_addr` (a non-loopback bind needs a token).
     pub(crate) fn start_with(data_dir: &Path, config: Option<&str>, api_addr: &str) -> Self {
+        Self::start_bound(data_dir, config, api_addr, "127.0.0.1")
+    }
+
+    /// Starts the bridge with its HAP servers bound to `bind` (e.g. `::1`).
+    pub(crate) fn start_bound(
+        data_dir: &Path,
+        config: Option<&str>,
+        api_addr: &str,
+        bind: &str,
+    ) -> Self {
         let config_path = data_dir.join("e2e-config.toml");
         let body = config.map_or_else(default_config, str::to_owned);
         std::fs::write(&config_path, body).unwrap();
@@ -64,14 +74,7 @@ impl Bridge {
             .arg(&config_path)
             .arg("--data-dir")
             .arg(data_dir.join("state"))
-            .args([
-                "--hap-port",
-                "0",
-                "--api-addr",
-                api_addr,
-                "--bind",
-                "127.0.0.1",
-            ])
+            .args(["--hap-port", "0", "--api-addr", api_addr, "--bind", bind])
             .args(["--setup-code", SETUP_CODE])
             .env(
                 "RUST_LOG",
