@@ -117,6 +117,8 @@ fn ffmpeg_receiver(dir: &Path) -> (Ffmpeg, u16, std::path::PathBuf) {
         .args(["-protocol_whitelist", "file,udp,rtp,srtp", "-analyzeduration", "500000"])
         .args(["-threads", "1", "-i"])
         .arg(&sdp_path)
+        // Every decoded picture, whatever its timestamp (no frame-rate conversion).
+        .args(["-fps_mode", "passthrough"])
         .args(["-pix_fmt", "yuv420p", "-f", "framemd5", "-flush_packets", "1", "-y"])
         .arg(&out)
         .stdin(Stdio::null())
@@ -427,11 +429,12 @@ async fn transcode_rtsp_1080p_to_ffmpeg(tag: &str, width: u32, height: u32, fps:
     assert_eq!(check.first_is_idr, Some(true), "{check:?}");
     assert!(check.idrs >= 1);
     assert_eq!(check.idrs_without_parameter_sets, 0, "{check:?}");
-    // ffmpeg decoded what was sent, at the requested size. Not quite every picture: in every
-    // run ffmpeg's output is 3 pictures short of what the relay forwarded (see the report of
-    // the mediabench branch); 90% is the floor.
+    // ffmpeg decoded what was sent, at the requested size: its output is contiguous from the
+    // first picture, but it still holds the last 2 or 3 in its input pipeline when it is
+    // stopped mid-stream (same with a Baseline stream, and with `-fps_mode passthrough`), so
+    // up to 4 may be missing at the end.
     assert!(
-        frames.len() as u64 * 10 >= check.pictures * 9 && frames.len() as u64 <= check.pictures,
+        frames.len() as u64 + 4 >= check.pictures && frames.len() as u64 <= check.pictures,
         "ffmpeg decoded {} of {} pictures\n{log}",
         frames.len(),
         check.pictures
