@@ -103,6 +103,11 @@ pub(crate) struct StreamArgs {
     /// Passthrough when the source fits (auto), always passthrough, or always transcode.
     #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "passthrough", "transcode"])]
     pub(crate) mode: String,
+    /// Connect the camera first and start the stream only once the hub holds a GOP and this
+    /// many seconds have passed (a warm, always-on hub, as in the bridge). The line
+    /// `hap-bridge stream: session start` on stderr marks the moment the stream starts.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub(crate) warm_up: f64,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {

@@ -101,6 +101,11 @@ async fn stream(args: &StreamArgs) -> anyhow::Result<()> {
         args.kbps,
         args.mode
     );
+    if args.warm_up > 0.0 {
+        warm_up(camera.main(), Duration::from_secs_f64(args.warm_up)).await?;
+    }
+    // Benchmarks time the first packet and picture from this line (benches/latency.rs).
+    eprintln!("hap-bridge stream: session start");
     let mut handle = session::start(camera, socket, params)
         .await
         .context("starting the stream")?;
@@ -113,6 +118,25 @@ async fn stream(args: &StreamArgs) -> anyhow::Result<()> {
         }
     }
     print_stats(&handle.stats());
+    Ok(())
+}
+
+/// Waits `secs`, then until the hub holds a GOP (an IDR and what follows), at most
+/// [`WARM_UP_LIMIT`] longer.
+async fn warm_up(hub: &Hub, secs: Duration) -> anyhow::Result<()> {
+    tokio::time::sleep(secs).await;
+    let deadline = tokio::time::Instant::now() + WARM_UP_LIMIT;
+    while hub.gop().is_empty() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "--warm-up: the camera sent no key frame within {WARM_UP_LIMIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "hap-bridge stream: warm hub, GOP of {} pictures",
+        hub.gop().len()
+    );
     Ok(())
 }
 
@@ -173,3 +197,6 @@ fn print_stats(s: &session::LiveStats) {
         st.rtcp_received, s.cumulative_lost, s.jitter
     );
 }
+
+/// How long `--warm-up` waits for a key frame after its delay.
+const WARM_UP_LIMIT: Duration = Duration::from_secs(10);

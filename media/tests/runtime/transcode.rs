@@ -98,19 +98,19 @@ async fn transcode_1080p_to_720p_and_240p_at_their_rates() {
             first_after,
             t.stats()
         );
-        // The cap works on the source timeline: no two outputs closer than half the frame
-        // interval (the cap's design keeps them at least 3/4 apart; one CI run on a loaded
-        // machine saw a single 1/30 s gap at 15 fps, under investigation), and the rate over the
-        // run stays within 15% of the request (below). The floor is loose because this shared
-        // 2-core machine may be loaded: the transcoder skips pictures to stay current.
+        // The cap works on the source timeline: no two outputs closer than 3/4 of the frame
+        // interval (by construction, even when pictures are skipped to catch up on a loaded
+        // machine), and the rate over the run stays within 15% of the request (below). The
+        // lower rate bound is loose because this shared 2-core machine may be loaded: the
+        // transcoder skips pictures to stay current.
         let interval = 90_000 / u64::from(fps);
         let min_gap = out
             .windows(2)
             .map(|p| p[1].timestamp_90k - p[0].timestamp_90k)
             .min();
         assert!(
-            min_gap.unwrap() * 2 >= interval,
-            "{w}x{h}: gap {min_gap:?} < 1/2 of {interval}"
+            min_gap.unwrap() * 4 >= interval * 3,
+            "{w}x{h}: gap {min_gap:?} < 3/4 of {interval}"
         );
         assert!(
             rate < f64::from(fps) * 1.15,
