@@ -36,12 +36,23 @@
 //! compete for the cores. The measuring window opens 2 s after the first decodable picture
 //! (the passthrough start-up burst of the prebuffered GOP is excluded).
 //!
-//! New pipelines (e.g. the whole bridge streaming over HAP) implement `pipeline::Pipeline`.
+//! New pipelines implement `pipeline::Pipeline`. `bridge::HapBridge` is the whole bridge: the
+//! binary with an always-on camera on the same source, driven over HAP by hap-proto's
+//! controller (its warm origin is the Selected RTP Stream Configuration Start write). After the
+//! table, the bridge's CPU and memory with 0, 1 and 2 live 1080p streams (`bridge::load_rows`).
 // A bench: a failed step is the bench failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "latency/bridge.rs"]
+mod bridge;
+#[allow(dead_code)] // the bench uses the streaming helpers only
+#[path = "../tests/e2e/camera_util.rs"]
+mod camera_util;
 #[path = "latency/clip.rs"]
 mod clip;
+#[allow(dead_code)]
+#[path = "../tests/e2e/controller.rs"]
+mod controller;
 #[path = "latency/pipeline.rs"]
 mod pipeline;
 #[path = "latency/receiver.rs"]
@@ -88,6 +99,16 @@ fn main() {
             mode: "transcode",
             warm_up_secs: 2.0,
         }),
+        Box::new(bridge::HapBridge {
+            size: (1920, 1080),
+            mode: "passthrough",
+            warm_up: Duration::from_secs(2),
+        }),
+        Box::new(bridge::HapBridge {
+            size: (1280, 720),
+            mode: "transcode",
+            warm_up: Duration::from_secs(2),
+        }),
         Box::new(Ffmpeg { copy: false }),
         Box::new(Ffmpeg { copy: true }),
     ];
@@ -117,6 +138,22 @@ fn main() {
         rows.push((p.name(), main, starts));
     }
     print_table(&rows, secs, start_runs);
+    if "bridge load".contains(&only) || only.is_empty() {
+        println!("latency bench: bridge load with 0, 1, 2 live 1080p streams ({secs} s each)");
+        let load = bridge::load_rows(&server.url, Duration::from_secs(secs));
+        println!();
+        println!(
+            "The bridge binary with one always-on camera on the same source, 0, 1 and 2 live \
+             passthrough 1920x1080 streams over HAP (each kept alive with RTCP):"
+        );
+        println!(
+            "| live streams | CPU (% of a core) | RSS (MB) | peak RSS (MB) | stream rates (kbit/s) |"
+        );
+        println!("|---|---|---|---|---|");
+        for row in load {
+            println!("{row}");
+        }
+    }
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

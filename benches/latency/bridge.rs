@@ -31,7 +31,10 @@ pub(crate) struct HapBridge {
 
 impl Pipeline for HapBridge {
     fn name(&self) -> String {
-        format!("bridge over HAP, {} {}x{}", self.mode, self.size.0, self.size.1)
+        format!(
+            "bridge over HAP, {} {}x{}",
+            self.mode, self.size.0, self.size.1
+        )
     }
 
     fn warm_start(&self) -> bool {
@@ -92,7 +95,11 @@ pub(crate) fn spawn_bridge(source_url: &str, always_on: bool) -> Bridge {
     let hap = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect_timeout(&hap, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "the bridge does not listen on {hap}:\n{}", running.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "the bridge does not listen on {hap}:\n{}",
+            running.log_tail()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     Bridge { running, hap }
@@ -101,7 +108,13 @@ pub(crate) fn spawn_bridge(source_url: &str, always_on: bool) -> Bridge {
 /// Pairs, sets a stream up to `dest` and starts it; the warm origin is set just before the
 /// Start write. The HAP connection and the RTCP keep-alive live on a thread until the bridge
 /// closes the connection (it exits).
-pub(crate) fn stream_to(bridge: &Bridge, dest: SocketAddr, key: &[u8], salt: &[u8], size: (u16, u16)) {
+pub(crate) fn stream_to(
+    bridge: &Bridge,
+    dest: SocketAddr,
+    key: &[u8],
+    salt: &[u8],
+    size: (u16, u16),
+) {
     let me = Identity::new(1);
     // One pairing per bridge process: later streams verify with the same identity.
     let acc = match PAIRED.with(|p| p.borrow().get(&bridge.hap).cloned()) {
@@ -122,13 +135,22 @@ pub(crate) fn stream_to(bridge: &Bridge, dest: SocketAddr, key: &[u8], salt: &[u
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["services"].as_array().unwrap().iter().any(|s| s["type"] == "110"))
+        .find(|a| {
+            a["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["type"] == "110")
+        })
         .and_then(|a| a["aid"].as_u64())
         .expect("a camera accessory");
     let services = camera_util::stream_services(&mut c, aid);
     let free: StreamService = *services
         .iter()
-        .find(|s| camera_util::streaming_status(&mut c, s) == hap_proto::camera::StreamingStatus::AVAILABLE)
+        .find(|s| {
+            camera_util::streaming_status(&mut c, s)
+                == hap_proto::camera::StreamingStatus::AVAILABLE
+        })
         .expect("a free stream service");
     let session: [u8; 16] = rand_session();
     let resp = camera_util::setup_endpoints_with(&mut c, &free, session, dest, key, salt);
@@ -200,7 +222,11 @@ pub(crate) fn load_rows(source_url: &str, window: Duration) -> Vec<String> {
             "| {streams} | {cpu:.1} | {:.1} | {:.1} | {} |",
             rss_kib(pid, "VmRSS:") as f64 / 1024.0,
             rss_kib(pid, "VmHWM:") as f64 / 1024.0,
-            if kbps.is_empty() { "-".to_owned() } else { kbps.join(", ") },
+            if kbps.is_empty() {
+                "-".to_owned()
+            } else {
+                kbps.join(", ")
+            },
         ));
     }
     bridge.running.stop();
@@ -226,7 +252,9 @@ struct Sink {
 impl Sink {
     fn start() -> Self {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let addr = socket.local_addr().unwrap();
         let bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -34,7 +34,7 @@ pub(crate) struct Running {
 
 impl Running {
     /// Spawns `cmd` with stderr watched for `start_line`.
-    fn spawn(mut cmd: Command, start_line: Option<&'static str>) -> Self {
+    pub(crate) fn spawn(mut cmd: Command, start_line: Option<&'static str>) -> Self {
         // LATENCY_BENCH_VERBOSE=1 shows what the pipelines print (hap-bridge: its own figures).
         let stdout = if std::env::var_os("LATENCY_BENCH_VERBOSE").is_some() {
             Stdio::inherit()
