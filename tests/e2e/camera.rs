@@ -538,3 +538,79 @@ fn a_controller_on_ipv6_gets_an_ipv6_endpoint_and_the_stream() {
         "no packets over IPv6"
     );
 }
+
+#[test]
+fn the_admin_api_stops_a_stream_and_removing_a_camera_ends_its_streams() {
+    let bridge = Bridge::start();
+    let (code, body) = bridge.api_post(
+        "/api/v1/homekit/cameras",
+        &json!({"id": "extra", "name": "Extra Camera", "source": "test-pattern"}).to_string(),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (mut c, _, _, demo) = connect(&bridge, "Demo Camera");
+    let (_, db) = c.json("GET", "/accessories", None);
+    let extra = aid_named(&db, "Extra Camera").expect("the added camera");
+    let on_demo = stream_services(&mut c, demo)[0];
+    let on_extra = stream_services(&mut c, extra)[0];
+    let mut start = |s: &crate::camera_util::StreamService, session: [u8; 16]| {
+        let rx = Receiver::start();
+        let resp = setup_endpoints(&mut c, s, session, rx.port);
+        assert_eq!(resp.status, SetupStatus::SUCCESS);
+        let ping = RtcpPinger::start(accessory_addr(&resp));
+        let (code, body) = select(
+            &mut c,
+            s,
+            &selected(session, SessionCommand::START, (1280, 720, 30), 1000),
+        );
+        assert_eq!(code, 204, "{body}");
+        assert!(rx.wait_for_packets(20, Duration::from_secs(15)));
+        (rx, ping)
+    };
+    let (rx_demo, _ping_demo) = start(&on_demo, [0xD; 16]);
+    let (rx_extra, _ping_extra) = start(&on_extra, [0xE; 16]);
+
+    // Stop the demo camera's stream through the admin API.
+    let (_, streams) = bridge.api_get("/api/v1/homekit/streams");
+    let id = streams["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["camera"] == "demo")
+        .and_then(|s| s["id"].as_u64())
+        .unwrap_or_else(|| panic!("no demo stream in {streams}"));
+    let (code, _) = bridge.api_request(
+        "DELETE",
+        &format!("/api/v1/homekit/streams/{id}"),
+        None,
+        None,
+    );
+    assert_eq!(code, 200);
+    let stopped = Instant::now();
+    let last = rx_demo
+        .wait_for_silence(Duration::from_millis(300), Duration::from_secs(5))
+        .expect("still streaming");
+    assert!(last.saturating_duration_since(stopped) < Duration::from_secs(1));
+    let (code, _) = bridge.api_request(
+        "DELETE",
+        &format!("/api/v1/homekit/streams/{id}"),
+        None,
+        None,
+    );
+    assert_eq!(code, 404, "a stopped stream is gone");
+
+    // Removing the camera ends its stream.
+    let before = rx_extra.packets();
+    assert!(
+        rx_extra.wait_for_packets(before + 10, Duration::from_secs(5)),
+        "the other stream stopped too"
+    );
+    let (code, _) = bridge.api_request("DELETE", "/api/v1/homekit/cameras/extra", None, None);
+    assert!(code == 200 || code == 204, "{code}");
+    let removed = Instant::now();
+    let last = rx_extra
+        .wait_for_silence(Duration::from_millis(300), Duration::from_secs(5))
+        .expect("still streaming");
+    assert!(last.saturating_duration_since(removed) < Duration::from_secs(1));
+    let (_, streams) = bridge.api_get("/api/v1/homekit/streams");
+    assert_eq!(streams["streams"], json!([]));
+}
