@@ -2,7 +2,7 @@
 //! index as a row of large black/white blocks that survive re-encoding and scaling.
 
 use bytes::Bytes;
-use media::h264::{NalType, nal_type};
+use media::transcode::EncodedUnits;
 use openh264::OpenH264API;
 use openh264::encoder::{
     BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
@@ -64,18 +64,10 @@ pub(crate) fn encode() -> Clip {
         let stream = encoder.encode(&source).unwrap();
         let is_idr = stream.frame_type() == FrameType::IDR;
         assert_eq!(is_idr, i % GOP == 0, "clip picture {i}: IDR placement");
-        let mut nals = Vec::new();
-        for layer in (0..stream.num_layers()).filter_map(|l| stream.layer(l)) {
-            for raw in (0..layer.nal_count()).filter_map(|n| layer.nal_unit(n)) {
-                let unit = Bytes::copy_from_slice(strip_start_code(raw));
-                match nal_type(&unit) {
-                    Some(NalType::SPS) => sps = Some(unit),
-                    Some(NalType::PPS) => pps = Some(unit),
-                    Some(NalType::AUD | NalType::SEI) | None => {}
-                    Some(_) => nals.push(unit),
-                }
-            }
-        }
+        let units = EncodedUnits::of(&stream);
+        sps = units.sps.or(sps);
+        pps = units.pps.or(pps);
+        let nals = units.nals;
         assert!(!nals.is_empty(), "clip picture {i} was skipped");
         frames.push(ClipFrame { nals });
     }
@@ -84,12 +76,6 @@ pub(crate) fn encode() -> Clip {
         sps: sps.unwrap(),
         pps: pps.unwrap(),
     }
-}
-
-fn strip_start_code(nal: &[u8]) -> &[u8] {
-    nal.strip_prefix(&[0, 0, 0, 1])
-        .or_else(|| nal.strip_prefix(&[0, 0, 1]))
-        .unwrap_or(nal)
 }
 
 /// Picture `i`: moving diagonal stripes and a moving box (work for the encoders), the index

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use openh264::OpenH264API;
 use openh264::encoder::{
     BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
@@ -19,8 +18,8 @@ use openh264::formats::YUVSlices;
 
 use super::FrameSink;
 use crate::error::{Error, ErrorKind};
-use crate::frame::{AccessUnit, ParameterSets, SourceState, strip_start_code};
-use crate::h264::{NalType, nal_type};
+use crate::frame::{AccessUnit, ParameterSets, SourceState};
+use crate::transcode::EncodedUnits;
 
 /// Size, rate and bitrate of the test pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,18 +124,7 @@ impl TestPattern {
             return Ok(None);
         }
         let is_idr = frame_type == FrameType::IDR;
-        let (mut sps, mut pps, mut nals) = (None, None, Vec::new());
-        for layer in (0..stream.num_layers()).filter_map(|i| stream.layer(i)) {
-            for raw in (0..layer.nal_count()).filter_map(|i| layer.nal_unit(i)) {
-                let unit = Bytes::copy_from_slice(strip_start_code(raw));
-                match nal_type(&unit) {
-                    Some(NalType::SPS) => sps = Some(unit),
-                    Some(NalType::PPS) => pps = Some(unit),
-                    Some(NalType::AUD | NalType::SEI) | None => {}
-                    Some(_) => nals.push(unit),
-                }
-            }
-        }
+        let EncodedUnits { sps, pps, nals } = EncodedUnits::of(&stream);
         if let (Some(sps), Some(pps)) = (sps, pps) {
             self.parameter_sets = Some(Arc::new(ParameterSets { sps, pps }));
         }

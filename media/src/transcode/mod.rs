@@ -19,8 +19,8 @@ use bytes::Bytes;
 use openh264::OpenH264API;
 use openh264::decoder::Decoder;
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
-    RateControlMode, UsageType,
+    BitRate, Complexity, EncodedBitStream, Encoder, EncoderConfig, FrameRate, FrameType,
+    IntraFramePeriod, Profile, RateControlMode, UsageType,
 };
 use openh264::formats::YUVSlices;
 use tokio::sync::Notify;
@@ -382,6 +382,40 @@ fn new_encoder(params: &TranscodeParams, bitrate: u32) -> Result<Encoder, openh2
 }
 
 /// Encodes one picture into an [`AccessUnit`] carrying the input's timestamp and arrival time.
+/// The NAL units of one openh264 output picture, start codes removed: its SPS and PPS (an IDR
+/// carries them), and the picture's own units (access unit delimiters and SEI dropped).
+pub struct EncodedUnits {
+    /// The sequence parameter set, when the encoder emitted one.
+    pub sps: Option<Bytes>,
+    /// The picture parameter set, when the encoder emitted one.
+    pub pps: Option<Bytes>,
+    /// The picture's slice units.
+    pub nals: Vec<Bytes>,
+}
+
+impl EncodedUnits {
+    /// Splits an encoder output.
+    pub fn of(stream: &EncodedBitStream<'_>) -> Self {
+        let mut out = Self {
+            sps: None,
+            pps: None,
+            nals: Vec::new(),
+        };
+        for layer in (0..stream.num_layers()).filter_map(|i| stream.layer(i)) {
+            for raw in (0..layer.nal_count()).filter_map(|i| layer.nal_unit(i)) {
+                let unit = Bytes::copy_from_slice(strip_start_code(raw));
+                match nal_type(&unit) {
+                    Some(NalType::SPS) => out.sps = Some(unit),
+                    Some(NalType::PPS) => out.pps = Some(unit),
+                    Some(NalType::AUD | NalType::SEI) | None => {}
+                    Some(_) => out.nals.push(unit),
+                }
+            }
+        }
+        out
+    }
+}
+
 fn encode(
     encoder: &mut Encoder,
     picture: &YUVSlices<'_>,
@@ -394,18 +428,7 @@ fn encode(
         return Ok(None);
     }
     let is_idr = frame_type == FrameType::IDR;
-    let (mut sps, mut pps, mut nals) = (None, None, Vec::new());
-    for layer in (0..stream.num_layers()).filter_map(|i| stream.layer(i)) {
-        for raw in (0..layer.nal_count()).filter_map(|i| layer.nal_unit(i)) {
-            let unit = Bytes::copy_from_slice(strip_start_code(raw));
-            match nal_type(&unit) {
-                Some(NalType::SPS) => sps = Some(unit),
-                Some(NalType::PPS) => pps = Some(unit),
-                Some(NalType::AUD | NalType::SEI) | None => {}
-                Some(_) => nals.push(unit),
-            }
-        }
-    }
+    let EncodedUnits { sps, pps, nals } = EncodedUnits::of(&stream);
     if let (Some(sps), Some(pps)) = (sps, pps) {
         *parameter_sets = Some(Arc::new(ParameterSets { sps, pps }));
     }
