@@ -141,3 +141,77 @@ fn copy_plane(src: &[u8], stride: usize, out: &mut [u8], width: usize) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRIDE: usize = 1984;
+    const STRIDE_UV: usize = 992;
+
+    /// A 1920x1080 view with openh264's row padding (stride 1984).
+    fn view<'a>(y: &'a [u8], u: &'a [u8], v: &'a [u8]) -> PlanarRef<'a> {
+        PlanarRef {
+            width: 1920,
+            height: 1080,
+            y,
+            u,
+            v,
+            stride_y: STRIDE,
+            stride_uv: STRIDE_UV,
+        }
+    }
+
+    #[test]
+    fn a_different_aspect_ratio_is_centre_cropped_not_stretched() {
+        // 4:3 from 16:9 keeps the middle 1440 columns. Left and right eighths black, middle
+        // light: the result is light (the filter reads one pixel beyond the crop box, so only
+        // the outermost columns are a little darker), and the row padding never shows.
+        let y: Vec<u8> = (0..STRIDE * 1080)
+            .map(|i| {
+                if (240..1680).contains(&(i % STRIDE)) {
+                    200
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let uv = vec![128u8; STRIDE_UV * 540];
+        let mut scaler = Scaler::new(640, 480);
+        let out = scaler.scale(view(&y, &uv, &uv)).unwrap();
+        for row in out[..640 * 480].chunks_exact(640) {
+            assert!(row[1..639].iter().all(|&p| p == 200), "{:?}", &row[..4]);
+            assert!(row[0] > 150 && row[639] > 150, "{} {}", row[0], row[639]);
+        }
+        assert!(out[640 * 480..].iter().all(|&p| p == 128));
+    }
+
+    #[test]
+    fn the_same_size_only_removes_the_row_padding() {
+        let y: Vec<u8> = (0..STRIDE * 1080).map(|i| (i % STRIDE) as u8).collect();
+        let uv = vec![7u8; STRIDE_UV * 540];
+        let mut scaler = Scaler::new(1920, 1080);
+        let out = scaler.scale(view(&y, &uv, &uv)).unwrap();
+        let expect: Vec<u8> = (0..1920).map(|x| x as u8).collect();
+        assert!(out[..1920 * 1080].chunks_exact(1920).all(|r| r == expect));
+        assert!(out[1920 * 1080..].iter().all(|&p| p == 7));
+    }
+
+    #[test]
+    fn a_short_source_plane_is_an_error_not_a_panic() {
+        let y = vec![0u8; STRIDE * 1080];
+        let uv = vec![0u8; STRIDE_UV * 540];
+        let short = &y[..1000];
+        assert!(Scaler::new(1280, 720).scale(view(short, &uv, &uv)).is_err());
+        assert!(
+            Scaler::new(1920, 1080)
+                .scale(view(short, &uv, &uv))
+                .is_err()
+        );
+        assert!(
+            Scaler::new(640, 360)
+                .scale(view(&y, &uv[..10], &uv))
+                .is_err()
+        );
+    }
+}
