@@ -196,6 +196,20 @@ fn print_stats(s: &session::LiveStats) {
         "rtcp received   {} (lost {} cumulative, jitter {})",
         st.rtcp_received, s.cumulative_lost, s.jitter
     );
+    if let Some(t) = &s.transcode {
+        println!(
+            "transcoded      {} pictures decoded, {} encoded, {} skipped (rate cap, catch-up)",
+            t.decoded, t.encoded, t.skipped
+        );
+        if let Some([decode, scale, encode]) = t.mean_stages() {
+            println!(
+                "per picture     decode {}, scale {}, encode {} (means)",
+                ms(Some(decode)),
+                ms(Some(scale)),
+                ms(Some(encode))
+            );
+        }
+    }
 }
 
 /// How long `--warm-up` waits for a key frame after its delay.

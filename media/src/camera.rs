@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::frame::AccessUnit;
 use crate::h264::{H264Profile, fits};
 use crate::hub::{Hub, Subscription};
-use crate::transcode::{TranscodeParams, Transcoder};
+use crate::transcode::{TranscodeParams, TranscodeStats, Transcoder};
 
 /// The hubs of one camera.
 #[derive(Clone)]
@@ -106,6 +106,14 @@ impl VideoFeed {
     /// Whether pictures are re-encoded.
     pub fn is_transcoding(&self) -> bool {
         matches!(self, Self::Transcode(_))
+    }
+
+    /// The transcoder's counters, for a re-encoded feed.
+    pub fn transcode_stats(&self) -> Option<TranscodeStats> {
+        match self {
+            Self::Passthrough(_) => None,
+            Self::Transcode(t) => Some(t.stats()),
+        }
     }
 }
 

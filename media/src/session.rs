@@ -28,6 +28,7 @@ use crate::rtcp::{
 use crate::rtp::{H264Packetizer, RtpConfig};
 use crate::srtp::{SrtpContext, SrtpSuite};
 use crate::stats::StreamStats;
+use crate::transcode::TranscodeStats;
 
 /// How to choose between passthrough and re-encoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -162,6 +163,8 @@ pub struct LiveStats {
     pub jitter: u32,
     /// Last RTCP from the receiver.
     pub last_rtcp: Option<Instant>,
+    /// The transcoder's counters and stage times while pictures are re-encoded.
+    pub transcode: Option<TranscodeStats>,
 }
 
 /// A running stream.
@@ -456,6 +459,7 @@ impl Sender {
         if let Ok(mut s) = self.stats.lock() {
             s.stream.record_frame(au.is_idr, count, bytes, latency);
             s.first_packet.get_or_insert_with(Instant::now);
+            s.transcode = self.feed.transcode_stats();
         }
         Ok(())
     }

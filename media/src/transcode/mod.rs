@@ -62,6 +62,24 @@ pub struct TranscodeStats {
     pub output_dropped: u64,
     /// Duration of the last encoded picture's decode + scale + encode, in microseconds.
     pub last_frame_us: u64,
+    /// Time spent on the encoded pictures, summed over them: decoding (the encoded picture's
+    /// own decode, not the skipped ones'), scaling and encoding, in microseconds. Divided by
+    /// `encoded`, it says where a transcoded picture's added latency goes.
+    pub decode_us: u64,
+    /// See `decode_us`.
+    pub scale_us: u64,
+    /// See `decode_us`.
+    pub encode_us: u64,
+}
+
+impl TranscodeStats {
+    /// Mean decode, scale and encode time per encoded picture, once there is one.
+    pub fn mean_stages(&self) -> Option<[Duration; 3]> {
+        let n = self.encoded.max(1);
+        (self.encoded > 0).then(|| {
+            [self.decode_us, self.scale_us, self.encode_us].map(|us| Duration::from_micros(us / n))
+        })
+    }
 }
 
 /// A running transcoder. Dropping it stops its thread (within [`POLL_INTERVAL`]).
@@ -142,6 +160,9 @@ impl Transcoder {
             skipped: s.skipped.load(Ordering::Relaxed),
             output_dropped: s.output_dropped.load(Ordering::Relaxed),
             last_frame_us: s.last_frame_us.load(Ordering::Relaxed),
+            decode_us: s.decode_us.load(Ordering::Relaxed),
+            scale_us: s.scale_us.load(Ordering::Relaxed),
+            encode_us: s.encode_us.load(Ordering::Relaxed),
         }
     }
 }
@@ -214,6 +235,9 @@ struct StatsCells {
     skipped: AtomicU64,
     output_dropped: AtomicU64,
     last_frame_us: AtomicU64,
+    decode_us: AtomicU64,
+    scale_us: AtomicU64,
+    encode_us: AtomicU64,
 }
 
 fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeShared) {
@@ -264,10 +288,12 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
             shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
+        let decoded_at = Instant::now();
         let scaled = match scaler.scale(PlanarRef::from_yuv(&picture)) {
             Ok(s) => s,
             Err(e) => return shared.fail(Error::new(ErrorKind::Scale, name).with_detail(e, None)),
         };
+        let scaled_at = Instant::now();
         let bitrate = shared.bitrate.load(Ordering::Acquire);
         if encoder.as_ref().is_none_or(|(_, b)| *b != bitrate) {
             match new_encoder(&params, bitrate) {
@@ -292,8 +318,19 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
             Ok(None) => continue,
             Err(e) => return shared.fail(Error::new(ErrorKind::Encode, name).with_detail(e, None)),
         };
-        let elapsed = started.elapsed().as_micros() as u64;
-        shared.stats.last_frame_us.store(elapsed, Ordering::Relaxed);
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let elapsed = us(started.elapsed());
+        let stats = &shared.stats;
+        stats.last_frame_us.store(elapsed, Ordering::Relaxed);
+        stats
+            .decode_us
+            .fetch_add(us(decoded_at - started), Ordering::Relaxed);
+        stats
+            .scale_us
+            .fetch_add(us(scaled_at - decoded_at), Ordering::Relaxed);
+        stats
+            .encode_us
+            .fetch_add(us(scaled_at.elapsed()), Ordering::Relaxed);
         shared.stats.encoded.fetch_add(1, Ordering::Relaxed);
         if shared.push(out) {
             enc.force_intra_frame();

@@ -98,6 +98,25 @@ async fn transcode_1080p_to_720p_and_240p_at_their_rates() {
             first_after,
             t.stats()
         );
+        // The stage times account for the encoded pictures' work: each stage took time, and
+        // together they are the pictures' decode + scale + encode time, bounded by the time the
+        // transcoder has run.
+        let stats = t.stats();
+        let [decode, scale, encode] = stats.mean_stages().expect("pictures were encoded");
+        assert!(
+            !decode.is_zero() && !scale.is_zero() && !encode.is_zero(),
+            "{stats:?}"
+        );
+        let staged = stats.decode_us + stats.scale_us + stats.encode_us;
+        assert!(
+            u128::from(staged) <= started.elapsed().as_micros(),
+            "{w}x{h}: {staged} us of stages in {:?}",
+            started.elapsed()
+        );
+        assert!(
+            stats.encoded >= out.len() as u64 && stats.decoded >= stats.encoded,
+            "{stats:?}"
+        );
         // The cap works on the source timeline: no two outputs closer than 3/4 of the frame
         // interval (by construction, even when pictures are skipped to catch up on a loaded
         // machine), and the rate over the run stays within 15% of the request (below). The
