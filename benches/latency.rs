@@ -59,6 +59,9 @@ mod pipeline;
 mod receiver;
 #[path = "latency/server.rs"]
 mod server;
+#[allow(dead_code)] // camera_util's ffmpeg receiver, unused by the bench
+#[path = "../media/tests/runtime/srtp_sdp.rs"]
+mod srtp_sdp;
 
 use std::time::{Duration, Instant};
 

@@ -222,6 +222,21 @@ fn sensor_error(e: &SensorError) -> Response {
     error(code, &e.to_string())
 }
 
+/// A setup URI as a QR code PNG, never cached (it shows a secret while unpaired).
+fn qr_png(uri: &str) -> Response {
+    match crate::qr::png(uri) {
+        Ok(png) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            png,
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")),
+    }
+}
+
 pub(crate) fn error(code: StatusCode, message: &str) -> Response {
     (code, axum::Json(json!({"error": message}))).into_response()
 }

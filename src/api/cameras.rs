@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json, json};
 
-use super::{ApiState, error};
+use super::{ApiState, error, qr_png};
 use crate::config::{
     CameraConfig, CameraMode, DEFAULT_MAX_STREAMS, Sensors, Source, TEST_PATTERN, mask_url,
 };
@@ -103,17 +103,7 @@ pub(super) async fn qrcode(State(state): State<Arc<ApiState>>, Path(id): Path<St
         };
         return error(StatusCode::NOT_FOUND, &format!("camera {id:?}: {why}"));
     };
-    match crate::qr::png(&uri) {
-        Ok(png) => (
-            [
-                (header::CONTENT_TYPE, "image/png"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            png,
-        )
-            .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")),
-    }
+    qr_png(&uri)
 }
 
 fn reply(control: &Controller, id: &str, code: StatusCode) -> Response {

@@ -5,11 +5,11 @@ use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
-use super::{ApiState, error};
+use super::{ApiState, error, qr_png};
 use crate::control::{PairingError, Removed};
 
 pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
@@ -86,17 +86,7 @@ pub(super) async fn qrcode(State(state): State<Arc<ApiState>>) -> Response {
              (remove the pairings to pair again)",
         );
     };
-    match crate::qr::png(&uri) {
-        Ok(png) => (
-            [
-                (header::CONTENT_TYPE, "image/png"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            png,
-        )
-            .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")),
-    }
+    qr_png(&uri)
 }
 
 pub(super) async fn pairings(State(state): State<Arc<ApiState>>) -> Response {

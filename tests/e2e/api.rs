@@ -1009,53 +1009,33 @@ fn cli_qr_of_a_standalone_camera() {
     let state = bridge.data_dir.join("state");
     let state = state.to_str().unwrap();
 
+    // `hap-bridge qr --camera ID` with the bridge's API or its config file as the source.
+    let qr = |camera: &str, source: [&str; 2]| {
+        cli(&[
+            "qr",
+            "--camera",
+            camera,
+            source[0],
+            source[1],
+            "--data-dir",
+            state,
+        ])
+    };
+
     // Running: asked through the API.
-    let (ok, out, err) = cli(&[
-        "qr",
-        "--camera",
-        "porch",
-        "--api-addr",
-        &api,
-        "--data-dir",
-        state,
-    ]);
+    let (ok, out, err) = qr("porch", ["--api-addr", &api]);
     assert!(ok, "{err}");
     assert!(out.contains(&format!("Setup code: {setup_code}")), "{out}");
     assert!(out.contains(&uri), "{out}");
-    let (ok, _, err) = cli(&[
-        "qr",
-        "--camera",
-        "demo",
-        "--api-addr",
-        &api,
-        "--data-dir",
-        state,
-    ]);
+    let (ok, _, err) = qr("demo", ["--api-addr", &api]);
     assert!(!ok && err.contains("bridged"), "{err}");
 
     // Stopped: from the store, with the same URI (a video doorbell's category).
     assert!(bridge.stop());
-    let args = [
-        "qr",
-        "--camera",
-        "porch",
-        "--config",
-        config_file,
-        "--data-dir",
-        state,
-    ];
-    let (ok, out, err) = cli(&args);
+    let (ok, out, err) = qr("porch", ["--config", config_file]);
     assert!(ok, "{err}");
     assert!(out.contains(&format!("Setup code: {setup_code}")), "{out}");
     assert!(out.contains(&uri), "{out}");
-    let (ok, _, err) = cli(&[
-        "qr",
-        "--camera",
-        "nope",
-        "--config",
-        config_file,
-        "--data-dir",
-        state,
-    ]);
+    let (ok, _, err) = qr("nope", ["--config", config_file]);
     assert!(!ok && err.contains("no camera \"nope\""), "{err}");
 }

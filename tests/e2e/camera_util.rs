@@ -3,7 +3,6 @@
 //! SRTP on a UDP socket (counting packets) or hand it to ffmpeg, and keep the stream alive with
 //! SRTCP receiver reports as iOS does.
 
-use std::io::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,7 +18,7 @@ use hap_proto::camera::{
     StreamingStatus, VideoAttributes, VideoCodecType, decode_streaming_status,
 };
 use media::rtcp::ReceiverReport;
-use media::srtp::{SrtpContext, SrtpSuite, encode_params};
+use media::srtp::{SrtpContext, SrtpSuite};
 use serde_json::{Value, json};
 
 use crate::controller::Conn;
@@ -337,21 +336,7 @@ pub(crate) struct Ffmpeg {
 
 impl Ffmpeg {
     pub(crate) fn start(dir: &Path) -> Self {
-        let port = {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.local_addr().unwrap().port()
-        };
-        let sdp = format!(
-            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=hap-bridge e2e\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=video {port} RTP/SAVP 99\r\na=rtpmap:99 H264/90000\r\na=fmtp:99 packetization-mode=1\r\n\
-             a=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
-            encode_params(&KEY, &SALT).as_str()
-        );
-        let sdp_path = dir.join("stream.sdp");
-        std::fs::File::create(&sdp_path)
-            .unwrap()
-            .write_all(sdp.as_bytes())
-            .unwrap();
+        let (port, sdp_path) = crate::srtp_sdp::write(dir, &KEY, &SALT);
         let log = dir.join("ffmpeg.log");
         let child = Command::new("ffmpeg")
             .args(["-hide_banner", "-nostdin", "-loglevel", "info"])

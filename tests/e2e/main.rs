@@ -15,4 +15,6 @@ mod pairing;
 #[path = "../../media/tests/runtime/fixture.rs"]
 mod rtsp_fixture;
 mod server;
+#[path = "../../media/tests/runtime/srtp_sdp.rs"]
+mod srtp_sdp;
 mod util;

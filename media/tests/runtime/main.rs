@@ -8,6 +8,7 @@ mod pattern;
 mod rtsp;
 mod session;
 mod snapshot;
+mod srtp_sdp;
 mod transcode;
 
 use std::time::Duration;

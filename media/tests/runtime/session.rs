@@ -2,7 +2,6 @@
 //! RTCP) over UDP on loopback, received and decoded by ffmpeg, an independent SRTP receiver and
 //! H.264 decoder; and the stream lifecycle (stop, RTCP silence).
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -16,7 +15,7 @@ use media::rtp::RtpPacket;
 use media::session::{self, EndReason, Mode, SrtpKeys, StreamParams};
 use media::source::test_pattern::TestPatternConfig;
 use media::source::{RtspConfig, SourceConfig};
-use media::srtp::{SrtpContext, SrtpSuite, encode_params};
+use media::srtp::{SrtpContext, SrtpSuite};
 use tokio::net::UdpSocket;
 
 use crate::bounded;
@@ -95,21 +94,7 @@ impl Drop for Ffmpeg {
 /// Starts ffmpeg receiving SRTP on a free loopback port; returns it, the port and the framemd5
 /// output path.
 fn ffmpeg_receiver(dir: &Path) -> (Ffmpeg, u16, std::path::PathBuf) {
-    let port = {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port()
-    };
-    let sdp = format!(
-        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=session test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=video {port} RTP/SAVP 99\r\na=rtpmap:99 H264/90000\r\na=fmtp:99 packetization-mode=1\r\n\
-         a=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
-        encode_params(&KEY, &SALT).as_str()
-    );
-    let sdp_path = dir.join("stream.sdp");
-    std::fs::File::create(&sdp_path)
-        .unwrap()
-        .write_all(sdp.as_bytes())
-        .unwrap();
+    let (port, sdp_path) = crate::srtp_sdp::write(dir, &KEY, &SALT);
     let out = dir.join("frames.md5");
     let log = std::fs::File::create(dir.join("ffmpeg.log")).unwrap();
     let child = Command::new("ffmpeg")
