@@ -8,9 +8,11 @@
 //! Without Chromium the test is skipped with a loud message, except under CI (`CI=true`), where
 //! a missing browser fails it. Chromium runs in its own process group, killed after a timeout.
 
+use std::io::Read;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -222,9 +224,12 @@ fn chromium() -> Option<PathBuf> {
 /// The DOM after the page's scripts ran, without the text of its `<script>` and `<style>`
 /// elements (so that a string the script merely contains does not count as shown).
 fn dump_dom(chromium: &Path, tmp: &Path, url: &str) -> String {
-    let (ok, out, err) = run_chromium(chromium, tmp, &["--dump-dom", url]);
-    assert!(ok, "chromium --dump-dom failed:\n{err}");
-    let mut dom = out;
+    // The DOM is complete once its closing tag is out (Chromium prints it in one piece).
+    let run = run_chromium(chromium, tmp, &["--dump-dom", url], |out| {
+        String::from_utf8_lossy(out).contains("</html>")
+    });
+    assert!(run.done, "chromium --dump-dom failed:\n{}", run.err);
+    let mut dom = run.out;
     for tag in ["script", "style"] {
         while let Some(start) = dom.find(&format!("<{tag}>")) {
             let close = format!("</{tag}>");
@@ -240,13 +245,47 @@ fn dump_dom(chromium: &Path, tmp: &Path, url: &str) -> String {
 fn screenshot(chromium: &Path, tmp: &Path, url: &str, file: &Path) {
     let shot = format!("--screenshot={}", file.display());
     let size = format!("--window-size={WIDTH},{HEIGHT}");
-    let (ok, _, err) = run_chromium(chromium, tmp, &[&shot, &size, url]);
-    assert!(ok && file.is_file(), "chromium --screenshot failed:\n{err}");
+    let run = run_chromium(chromium, tmp, &[&shot, &size, url], |_| png_complete(file));
+    assert!(
+        run.done && file.is_file(),
+        "chromium --screenshot failed ({}):\n{}",
+        match std::fs::metadata(file) {
+            Ok(m) => format!(
+                "{} has {} bytes, not a complete PNG",
+                file.display(),
+                m.len()
+            ),
+            Err(_) => format!("no {}", file.display()),
+        },
+        run.err
+    );
 }
 
-/// Runs headless Chromium with `args` in its own process group; the whole group is killed
-/// after [`CHROMIUM_TIMEOUT`]. Returns (exited with 0, stdout, stderr).
-fn run_chromium(chromium: &Path, tmp: &Path, args: &[&str]) -> (bool, String, String) {
+/// Whether `file` holds a whole PNG: it ends with the IEND chunk (PNG spec §11.2.5), so the
+/// browser has finished writing it.
+fn png_complete(file: &Path) -> bool {
+    const IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
+    std::fs::read(file).is_ok_and(|b| b.starts_with(b"\x89PNG") && b.ends_with(&IEND))
+}
+
+/// What a Chromium run produced.
+struct ChromiumRun {
+    /// It exited with 0, or its result was complete (it may hang on exit after writing it).
+    done: bool,
+    out: String,
+    err: String,
+}
+
+/// Runs headless Chromium with `args` in its own process group. It is done when it exits, or
+/// as soon as `finished(stdout so far)` says its result is complete: headless Chromium now
+/// and then writes its screenshot or DOM and then never exits. The whole group is killed at
+/// the end, or after [`CHROMIUM_TIMEOUT`].
+fn run_chromium(
+    chromium: &Path,
+    tmp: &Path,
+    args: &[&str],
+    finished: impl Fn(&[u8]) -> bool,
+) -> ChromiumRun {
     let profile = tmp.join("chromium-profile");
     let mut child = Command::new(chromium)
         .args([
@@ -269,25 +308,22 @@ fn run_chromium(chromium: &Path, tmp: &Path, args: &[&str]) -> (bool, String, St
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", chromium.display()));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_thread = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut s);
-        s
-    });
-    let err_thread = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut err, &mut s);
-        s
-    });
-    let deadline = Instant::now() + CHROMIUM_TIMEOUT;
-    let status = loop {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let err = Arc::new(Mutex::new(Vec::new()));
+    let readers = [
+        collect(child.stdout.take().map(|s| Box::new(s) as _), out.clone()),
+        collect(child.stderr.take().map(|s| Box::new(s) as _), err.clone()),
+    ];
+    let started = Instant::now();
+    let outcome = loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
+            break Ok(status.success() || finished(&out.lock().unwrap()));
         }
-        if Instant::now() >= deadline {
-            break None;
+        if finished(&out.lock().unwrap()) {
+            break Ok(true);
+        }
+        if started.elapsed() >= CHROMIUM_TIMEOUT {
+            break Err(format!("killed after {CHROMIUM_TIMEOUT:?}"));
         }
         thread::sleep(Duration::from_millis(50));
     };
@@ -297,16 +333,39 @@ fn run_chromium(chromium: &Path, tmp: &Path, args: &[&str]) -> (bool, String, St
         .stderr(Stdio::null())
         .status();
     let _ = child.wait();
-    let stdout = out_thread.join().unwrap_or_default();
-    let stderr = err_thread.join().unwrap_or_default();
-    match status {
-        Some(s) => (s.success(), stdout, stderr),
-        None => (
-            false,
-            stdout,
-            format!("killed after {CHROMIUM_TIMEOUT:?}\n{stderr}"),
-        ),
+    for r in readers {
+        let _ = r.join();
     }
+    let text = |b: &Mutex<Vec<u8>>| String::from_utf8_lossy(&b.lock().unwrap()).into_owned();
+    let (out, mut err) = (text(&out), text(&err));
+    let done = match outcome {
+        Ok(done) => done,
+        Err(why) => {
+            err.insert_str(0, &format!("{why}\n"));
+            false
+        }
+    };
+    if done && started.elapsed() > CHROMIUM_SLOW {
+        show(&format!(
+            "page test: chromium took {:?} for {args:?}",
+            started.elapsed()
+        ));
+    }
+    ChromiumRun { done, out, err }
+}
+
+/// Copies everything `from` yields into `into`, on a thread.
+fn collect(
+    from: Option<Box<dyn Read + Send>>,
+    into: Arc<Mutex<Vec<u8>>>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let Some(mut from) = from else { return };
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            into.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    })
 }
 
 /// The texts of the QR codes found in a greyscale picture.
@@ -327,3 +386,6 @@ const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 1300;
 /// Longest a Chromium run may take (debug bridge, busy 2-core machine).
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
+/// A Chromium run longer than this is reported (one normally takes ~10 s, most of it the
+/// unreachable camera's snapshot request timing out).
+const CHROMIUM_SLOW: Duration = Duration::from_secs(25);
