@@ -299,6 +299,8 @@ fn run_chromium(
             "--force-device-scale-factor=1",
             // Time for the page's fetches to complete before the DOM or picture is taken.
             "--virtual-time-budget=8000",
+            // A bound in real time as well: the budget is not one when virtual time stalls.
+            "--timeout=40000",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
