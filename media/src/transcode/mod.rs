@@ -75,9 +75,9 @@ pub struct TranscodeStats {
 impl TranscodeStats {
     /// Mean decode, scale and encode time per encoded picture, once there is one.
     pub fn mean_stages(&self) -> Option<[Duration; 3]> {
-        let n = self.encoded.max(1);
         (self.encoded > 0).then(|| {
-            [self.decode_us, self.scale_us, self.encode_us].map(|us| Duration::from_micros(us / n))
+            [self.decode_us, self.scale_us, self.encode_us]
+                .map(|us| Duration::from_micros(us / self.encoded))
         })
     }
 }
@@ -331,7 +331,7 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
         stats
             .encode_us
             .fetch_add(us(scaled_at.elapsed()), Ordering::Relaxed);
-        shared.stats.encoded.fetch_add(1, Ordering::Relaxed);
+        stats.encoded.fetch_add(1, Ordering::Relaxed);
         if shared.push(out) {
             enc.force_intra_frame();
         }
