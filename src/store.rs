@@ -59,8 +59,10 @@ impl ServerKey {
 
 /// Setup ID and setup code of a server (HAP §9), stored as given.
 ///
-/// TODO(lead): replace the strings by `hap_proto::setup::{SetupId, SetupCode}` once that module
-/// lands; see `crate::setup_adapter`.
+/// Strings on purpose: the store reads back whatever the file holds, and
+/// `crate::setup_adapter` (the one place that creates and parses them with
+/// `hap_proto::setup`) reports a stored value that no longer parses, naming the server, instead
+/// of the store failing to load or silently replacing it.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct SetupSecrets {
     /// 4 characters `0-9A-Z`.
