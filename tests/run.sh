@@ -14,8 +14,24 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 
+# On CI (a fresh clone, built once): no incremental cache and only line tables for debug info.
+# A full build then takes ~3 GB of disk instead of ~4.6 GB; an earlier CI run died in the linker
+# (SIGBUS) when its disk filled up. Local runs keep cargo's defaults.
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=0
+  export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
+fi
+
 step() { printf '\n==> %s (%ss)\n' "$*" "$SECONDS"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# A build with every test, the benches' type-check and the fuzz targets needs a few GB of disk;
+# say so up front rather than fail later in the linker.
+avail_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+echo "disk: $((avail_kb / 1024 / 1024)) GB free in $ROOT"
+if [ "${avail_kb:-0}" -lt $((4 * 1024 * 1024)) ]; then
+  echo "warning: less than 4 GB free; the build may fail with 'No space left on device' or a linker SIGBUS" >&2
+fi
 
 # ---- 1. System packages (Debian) ------------------------------------------------------------
 # ffmpeg: independent SRTP receiver and H.264 decoder; nasm: openh264's assembly (without it
