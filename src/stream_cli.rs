@@ -201,9 +201,10 @@ fn print_stats(s: &session::LiveStats) {
             "transcoded      {} pictures decoded, {} encoded, {} skipped (rate cap, catch-up)",
             t.decoded, t.encoded, t.skipped
         );
-        if let Some([decode, scale, encode]) = t.mean_stages() {
+        if let Some([wait, decode, scale, encode]) = t.mean_stages() {
             println!(
-                "per picture     decode {}, scale {}, encode {} (means)",
+                "per picture     wait {}, decode {}, scale {}, encode {} (means)",
+                ms(Some(wait)),
                 ms(Some(decode)),
                 ms(Some(scale)),
                 ms(Some(encode))

@@ -62,9 +62,12 @@ pub struct TranscodeStats {
     pub output_dropped: u64,
     /// Duration of the last encoded picture's decode + scale + encode, in microseconds.
     pub last_frame_us: u64,
-    /// Time spent on the encoded pictures, summed over them: decoding (the encoded picture's
-    /// own decode, not the skipped ones'), scaling and encoding, in microseconds. Divided by
-    /// `encoded`, it says where a transcoded picture's added latency goes.
+    /// Time spent on the encoded pictures, summed over them: waiting (from the picture's
+    /// arrival from the source until the transcoding thread takes it), decoding (the encoded
+    /// picture's own decode, not the skipped ones'), scaling and encoding, in microseconds.
+    /// Divided by `encoded`, it says where a transcoded picture's added latency goes.
+    pub wait_us: u64,
+    /// See `wait_us`.
     pub decode_us: u64,
     /// See `decode_us`.
     pub scale_us: u64,
@@ -73,10 +76,10 @@ pub struct TranscodeStats {
 }
 
 impl TranscodeStats {
-    /// Mean decode, scale and encode time per encoded picture, once there is one.
-    pub fn mean_stages(&self) -> Option<[Duration; 3]> {
+    /// Mean wait, decode, scale and encode time per encoded picture, once there is one.
+    pub fn mean_stages(&self) -> Option<[Duration; 4]> {
         (self.encoded > 0).then(|| {
-            [self.decode_us, self.scale_us, self.encode_us]
+            [self.wait_us, self.decode_us, self.scale_us, self.encode_us]
                 .map(|us| Duration::from_micros(us / self.encoded))
         })
     }
@@ -160,6 +163,7 @@ impl Transcoder {
             skipped: s.skipped.load(Ordering::Relaxed),
             output_dropped: s.output_dropped.load(Ordering::Relaxed),
             last_frame_us: s.last_frame_us.load(Ordering::Relaxed),
+            wait_us: s.wait_us.load(Ordering::Relaxed),
             decode_us: s.decode_us.load(Ordering::Relaxed),
             scale_us: s.scale_us.load(Ordering::Relaxed),
             encode_us: s.encode_us.load(Ordering::Relaxed),
@@ -235,6 +239,7 @@ struct StatsCells {
     skipped: AtomicU64,
     output_dropped: AtomicU64,
     last_frame_us: AtomicU64,
+    wait_us: AtomicU64,
     decode_us: AtomicU64,
     scale_us: AtomicU64,
     encode_us: AtomicU64,
@@ -322,6 +327,10 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
         let elapsed = us(started.elapsed());
         let stats = &shared.stats;
         stats.last_frame_us.store(elapsed, Ordering::Relaxed);
+        stats.wait_us.fetch_add(
+            us(started.saturating_duration_since(au.received_at)),
+            Ordering::Relaxed,
+        );
         stats
             .decode_us
             .fetch_add(us(decoded_at - started), Ordering::Relaxed);

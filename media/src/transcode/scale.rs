@@ -205,14 +205,9 @@ fn scale_plane(
     // Vertical pass: all visible columns, the crop box's rows, to the output height. The crop
     // box's columns are cut in the horizontal pass, so the filter still reads the columns just
     // outside it, as one call would.
-    scratch.vertical.resize(w * oh, 0);
-    let mut vertical = Image::from_slice_u8(
-        job.width,
-        job.out_height,
-        &mut scratch.vertical,
-        PixelType::U8,
-    )
-    .map_err(|e| format!("vertical pass: {e}"))?;
+    let vertical_buf = at_least(&mut scratch.vertical, w * oh);
+    let mut vertical = Image::from_slice_u8(job.width, job.out_height, vertical_buf, PixelType::U8)
+        .map_err(|e| format!("vertical pass: {e}"))?;
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
         .crop(0.0, top, f64::from(job.width), crop_h);
@@ -222,9 +217,9 @@ fn scale_plane(
 
     // Pack four rows per U8x4 row; a last, partial group repeats its last row.
     let groups = oh.div_ceil(ROWS_PER_PACK);
-    scratch.packed.resize(w * groups, 0);
     let vertical = &scratch.vertical[..w * oh];
-    for (g, packed_row) in scratch.packed.chunks_exact_mut(w).enumerate() {
+    let packed = at_least(&mut scratch.packed, w * groups);
+    for (g, packed_row) in packed.chunks_exact_mut(w).enumerate() {
         let row = |k: usize| {
             let r = (g * ROWS_PER_PACK + k).min(oh - 1);
             &vertical[r * w..(r + 1) * w]
@@ -240,18 +235,19 @@ fn scale_plane(
 
     // Horizontal pass on the packed rows, each channel on its own (no alpha handling).
     let groups_u32 = u32::try_from(groups).map_err(|e| e.to_string())?;
-    scratch.packed_out.resize(ow * groups, 0);
+    let packed = &scratch.packed[..w * groups];
+    let packed_out = at_least(&mut scratch.packed_out, ow * groups);
     let packed_img = ImageRef::new(
         job.width,
         groups_u32,
-        bytemuck::cast_slice(&scratch.packed),
+        bytemuck::cast_slice(packed),
         PixelType::U8x4,
     )
     .map_err(|e| format!("packed plane: {e}"))?;
     let mut packed_out = Image::from_slice_u8(
         job.out_width,
         groups_u32,
-        bytemuck::cast_slice_mut(&mut scratch.packed_out),
+        bytemuck::cast_slice_mut(packed_out),
         PixelType::U8x4,
     )
     .map_err(|e| format!("horizontal pass: {e}"))?;
@@ -264,7 +260,10 @@ fn scale_plane(
         .map_err(|e| format!("resize (horizontal): {e}"))?;
 
     // Unpack into the output rows.
-    for (g, packed_row) in scratch.packed_out.chunks_exact(ow).enumerate() {
+    for (g, packed_row) in scratch.packed_out[..ow * groups]
+        .chunks_exact(ow)
+        .enumerate()
+    {
         for k in 0..ROWS_PER_PACK {
             let r = g * ROWS_PER_PACK + k;
             if r >= oh {
@@ -277,6 +276,15 @@ fn scale_plane(
         }
     }
     Ok(())
+}
+
+/// The first `len` elements of `buf`, growing it if needed. It never shrinks: the three planes
+/// share the buffers, and growing back for the next picture's Y plane would zero it every time.
+fn at_least<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    if buf.len() < len {
+        buf.resize(len, T::default());
+    }
+    &mut buf[..len]
 }
 
 fn copy_plane(src: &[u8], stride: usize, out: &mut [u8], width: usize) -> Result<(), String> {

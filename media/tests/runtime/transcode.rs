@@ -102,7 +102,7 @@ async fn transcode_1080p_to_720p_and_240p_at_their_rates() {
         // together they are the pictures' decode + scale + encode time, bounded by the time the
         // transcoder has run.
         let stats = t.stats();
-        let [decode, scale, encode] = stats.mean_stages().expect("pictures were encoded");
+        let [_wait, decode, scale, encode] = stats.mean_stages().expect("pictures were encoded");
         assert!(
             !decode.is_zero() && !scale.is_zero() && !encode.is_zero(),
             "{stats:?}"
