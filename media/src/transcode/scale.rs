@@ -73,17 +73,13 @@ struct Scratch {
     packed_out: Vec<u32>,
 }
 
-/// Where and how large one plane is scaled.
-struct PlaneJob<'a> {
+/// One source plane, as the decoder hands it out.
+struct Plane<'a> {
     src: &'a [u8],
     stride: usize,
-    /// Visible width and height of the source plane.
+    /// Visible width and height.
     width: u32,
     rows: u32,
-    /// Crop box in source pixels: left, top, width, height.
-    crop: (f64, f64, f64, f64),
-    out_width: u32,
-    out_height: u32,
 }
 
 impl Scaler {
@@ -103,8 +99,8 @@ impl Scaler {
     pub fn scale(&mut self, src: PlanarRef<'_>) -> Result<&[u8], String> {
         let (dw, dh) = (self.width, self.height);
         let (y_out, uv_out) = self.out.split_at_mut(dw as usize * dh as usize);
-        let (u_out, v_out) = uv_out.split_at_mut(y_out.len() / 4);
         if (src.width, src.height) == (dw, dh) {
+            let (u_out, v_out) = uv_out.split_at_mut(y_out.len() / 4);
             // Same size: only remove the row padding.
             copy_plane(src.y, src.stride_y, y_out, dw as usize)?;
             copy_plane(src.u, src.stride_uv, u_out, dw as usize / 2)?;
@@ -112,42 +108,44 @@ impl Scaler {
             return Ok(&self.out);
         }
         let (cx, cy, cw, ch) = centre_crop(src.width, src.height, dw, dh);
-        let (width, height) = (src.width, src.height);
-        let planes = [
-            (src.y, src.stride_y, width, height, y_out, dw, dh, 1.0),
-            (
-                src.u,
-                src.stride_uv,
-                width / 2,
-                height / 2,
-                u_out,
-                dw / 2,
-                dh / 2,
-                0.5,
-            ),
-            (
-                src.v,
-                src.stride_uv,
-                width / 2,
-                height / 2,
-                v_out,
-                dw / 2,
-                dh / 2,
-                0.5,
-            ),
-        ];
-        for (plane, stride, pw, ph, out, ow, oh, f) in planes {
-            let job = PlaneJob {
+        let Scratch {
+            vertical,
+            packed,
+            packed_out,
+        } = &mut self.scratch;
+        let resizer = &mut self.resizer;
+
+        // Y: vertical pass, then the horizontal pass on the packed rows.
+        let (w, h) = (src.width, src.height);
+        let y = Plane {
+            src: src.y,
+            stride: src.stride_y,
+            width: w,
+            rows: h,
+        };
+        let y_rows = at_least(vertical, w as usize * dh as usize);
+        vertical_pass(resizer, &y, (cy, ch), dh, y_rows)?;
+        let columns = (w, (cx, cw), dw);
+        horizontal_pass(resizer, (packed, packed_out), y_rows, columns, y_out)?;
+
+        // U and V: both vertical passes into one buffer, U's rows then V's as in the output, and
+        // one horizontal pass over the rows of both (same width, same crop).
+        let (chroma_w, chroma_h, chroma_dw, chroma_dh) = (w / 2, h / 2, dw / 2, dh / 2);
+        let chroma_rows = chroma_w as usize * chroma_dh as usize;
+        let uv_rows = at_least(vertical, 2 * chroma_rows);
+        let (u_rows, v_rows) = uv_rows.split_at_mut(chroma_rows);
+        let half_crop_rows = (cy / 2.0, ch / 2.0);
+        for (plane, rows) in [(src.u, u_rows), (src.v, v_rows)] {
+            let plane = Plane {
                 src: plane,
-                stride,
-                width: pw,
-                rows: ph,
-                crop: (cx * f, cy * f, cw * f, ch * f),
-                out_width: ow,
-                out_height: oh,
+                stride: src.stride_uv,
+                width: chroma_w,
+                rows: chroma_h,
             };
-            scale_plane(&mut self.resizer, &mut self.scratch, &job, out)?;
+            vertical_pass(resizer, &plane, half_crop_rows, chroma_dh, rows)?;
         }
+        let columns = (chroma_w, (cx / 2.0, cw / 2.0), chroma_dw);
+        horizontal_pass(resizer, (packed, packed_out), uv_rows, columns, uv_out)?;
         Ok(&self.out)
     }
 
@@ -175,54 +173,57 @@ fn centre_crop(sw: u32, sh: u32, dw: u32, dh: u32) -> (f64, f64, f64, f64) {
     ((sw - cw) / 2.0, (sh - ch) / 2.0, cw, ch)
 }
 
-/// Scales one plane into `out` (`out_width × out_height`, no padding): the vertical pass as
-/// `U8`, then the horizontal pass on rows packed four to a `U8x4` pixel (see the module docs).
-fn scale_plane(
+/// The vertical pass of one plane: all visible columns, the crop box's rows (`top`, `height`),
+/// to `out_rows` rows in `out` (plane width × `out_rows`, `U8`). The crop box's columns are cut
+/// in the horizontal pass, so the filter still reads the columns just outside it, as one
+/// `fast_image_resize` call would.
+fn vertical_pass(
     resizer: &mut Resizer,
-    scratch: &mut Scratch,
-    job: &PlaneJob<'_>,
+    plane: &Plane<'_>,
+    (top, height): (f64, f64),
+    out_rows: u32,
     out: &mut [u8],
 ) -> Result<(), String> {
-    let (left, top, crop_w, crop_h) = job.crop;
-    let (w, ow, oh) = (
-        job.width as usize,
-        job.out_width as usize,
-        job.out_height as usize,
-    );
-    if w == 0 || ow == 0 || oh == 0 || out.len() < ow * oh {
-        return Err(format!(
-            "plane of {}x{} to {ow}x{oh} into {} bytes",
-            job.width,
-            job.rows,
-            out.len()
-        ));
-    }
-    let stride = u32::try_from(job.stride).map_err(|e| e.to_string())?;
+    let stride = u32::try_from(plane.stride).map_err(|e| e.to_string())?;
     // The source view spans the full stride; the crop box keeps the visible part.
-    let src_img = ImageRef::new(stride, job.rows, job.src, PixelType::U8)
+    let src = ImageRef::new(stride, plane.rows, plane.src, PixelType::U8)
         .map_err(|e| format!("source plane: {e}"))?;
-
-    // Vertical pass: all visible columns, the crop box's rows, to the output height. The crop
-    // box's columns are cut in the horizontal pass, so the filter still reads the columns just
-    // outside it, as one call would.
-    let vertical_buf = at_least(&mut scratch.vertical, w * oh);
-    let mut vertical = Image::from_slice_u8(job.width, job.out_height, vertical_buf, PixelType::U8)
+    let mut dst = Image::from_slice_u8(plane.width, out_rows, out, PixelType::U8)
         .map_err(|e| format!("vertical pass: {e}"))?;
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-        .crop(0.0, top, f64::from(job.width), crop_h);
+        .crop(0.0, top, f64::from(plane.width), height);
     resizer
-        .resize(&src_img, &mut vertical, &options)
-        .map_err(|e| format!("resize (vertical): {e}"))?;
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| format!("resize (vertical): {e}"))
+}
+
+/// The horizontal pass over `rows` (rows of `width` pixels, `U8`): the crop box's columns
+/// (`left`, `crop_width`) to `out_width` pixels per row into `out`, on the rows packed four to a
+/// `U8x4` pixel (see the module docs).
+fn horizontal_pass(
+    resizer: &mut Resizer,
+    (packed, packed_out): (&mut Vec<u32>, &mut Vec<u32>),
+    rows: &[u8],
+    (width, (left, crop_width), out_width): (u32, (f64, f64), u32),
+    out: &mut [u8],
+) -> Result<(), String> {
+    let (w, ow) = (width as usize, out_width as usize);
+    if w == 0 || ow == 0 || rows.is_empty() || rows.len() % w != 0 {
+        return Err(format!("{} bytes of rows of {w} pixels", rows.len()));
+    }
+    let n = rows.len() / w;
+    if out.len() < ow * n {
+        return Err(format!("{n} rows of {ow} pixels into {} bytes", out.len()));
+    }
 
     // Pack four rows per U8x4 row; a last, partial group repeats its last row.
-    let groups = oh.div_ceil(ROWS_PER_PACK);
-    let vertical = &scratch.vertical[..w * oh];
-    let packed = at_least(&mut scratch.packed, w * groups);
+    let groups = n.div_ceil(ROWS_PER_PACK);
+    let packed = at_least(packed, w * groups);
     for (g, packed_row) in packed.chunks_exact_mut(w).enumerate() {
         let row = |k: usize| {
-            let r = (g * ROWS_PER_PACK + k).min(oh - 1);
-            &vertical[r * w..(r + 1) * w]
+            let r = (g * ROWS_PER_PACK + k).min(n - 1);
+            &rows[r * w..(r + 1) * w]
         };
         let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
         for (x, p) in packed_row.iter_mut().enumerate() {
@@ -235,17 +236,16 @@ fn scale_plane(
 
     // Horizontal pass on the packed rows, each channel on its own (no alpha handling).
     let groups_u32 = u32::try_from(groups).map_err(|e| e.to_string())?;
-    let packed = &scratch.packed[..w * groups];
-    let packed_out = at_least(&mut scratch.packed_out, ow * groups);
+    let packed_out = at_least(packed_out, ow * groups);
     let packed_img = ImageRef::new(
-        job.width,
+        width,
         groups_u32,
         bytemuck::cast_slice(packed),
         PixelType::U8x4,
     )
-    .map_err(|e| format!("packed plane: {e}"))?;
-    let mut packed_out = Image::from_slice_u8(
-        job.out_width,
+    .map_err(|e| format!("packed rows: {e}"))?;
+    let mut packed_dst = Image::from_slice_u8(
+        out_width,
         groups_u32,
         bytemuck::cast_slice_mut(packed_out),
         PixelType::U8x4,
@@ -254,19 +254,16 @@ fn scale_plane(
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
         .use_alpha(false)
-        .crop(left, 0.0, crop_w, f64::from(groups_u32));
+        .crop(left, 0.0, crop_width, f64::from(groups_u32));
     resizer
-        .resize(&packed_img, &mut packed_out, &options)
+        .resize(&packed_img, &mut packed_dst, &options)
         .map_err(|e| format!("resize (horizontal): {e}"))?;
 
     // Unpack into the output rows.
-    for (g, packed_row) in scratch.packed_out[..ow * groups]
-        .chunks_exact(ow)
-        .enumerate()
-    {
+    for (g, packed_row) in packed_out.chunks_exact(ow).enumerate() {
         for k in 0..ROWS_PER_PACK {
             let r = g * ROWS_PER_PACK + k;
-            if r >= oh {
+            if r >= n {
                 break;
             }
             let shift = 8 * k;
