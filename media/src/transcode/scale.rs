@@ -209,7 +209,7 @@ fn horizontal_pass(
     out: &mut [u8],
 ) -> Result<(), String> {
     let (w, ow) = (width as usize, out_width as usize);
-    if w == 0 || ow == 0 || rows.is_empty() || rows.len() % w != 0 {
+    if w == 0 || ow == 0 || rows.is_empty() || !rows.len().is_multiple_of(w) {
         return Err(format!("{} bytes of rows of {w} pixels", rows.len()));
     }
     let n = rows.len() / w;
