@@ -186,11 +186,13 @@ fn print_stats(s: &session::LiveStats) {
         );
     }
     println!(
-        "added latency   p50 {} p95 {} p99 {} max {}",
+        "added latency   p50 {} p95 {} p99 {} max {} mean {} (percentiles: histogram bucket \
+         bounds, at most a third over; the mean is exact)",
         ms(st.latency.p50()),
         ms(st.latency.p95()),
         ms(st.latency.p99()),
-        ms(st.latency.max())
+        ms(st.latency.max()),
+        ms(st.latency.mean())
     );
     println!(
         "rtcp received   {} (lost {} cumulative, jitter {})",

@@ -41,12 +41,23 @@ impl StreamStats {
 /// A histogram of durations over fixed buckets (upper bounds in [`BUCKETS_US`]); percentiles are
 /// reported as the upper bound of the bucket they fall in, so they over-estimate by at most one
 /// bucket.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LatencyHistogram {
     counts: [u64; BUCKETS_US.len() + 1],
     total: u64,
     sum_us: u64,
     max_us: u64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self {
+            counts: [0; BUCKETS_US.len() + 1],
+            total: 0,
+            sum_us: 0,
+            max_us: 0,
+        }
+    }
 }
 
 impl LatencyHistogram {
@@ -149,10 +160,18 @@ impl LatencyHistogram {
     }
 }
 
-/// Bucket upper bounds in microseconds: 100 µs .. 5 s, roughly 1-2-5 steps.
-pub const BUCKETS_US: [u64; 17] = [
-    100, 250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 300_000, 500_000,
-    1_000_000, 2_000_000, 3_000_000, 5_000_000,
+/// Bucket upper bounds in microseconds: 100 µs .. 5 s, ten per decade (1, 1.2, 1.5, 2, 2.5, 3,
+/// 4, 5, 6, 8), so a percentile over-estimates by at most a third (a 12 ms target is told
+/// apart from 15 ms, which 1-2-5 steps could not: they reported 11 ms as 20 ms).
+pub const BUCKETS_US: [u64; 48] = [
+    100, 120, 150, 200, 250, 300, 400, 500, 600, 800, // 100 µs ..
+    1_000, 1_200, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 6_000, 8_000, // 1 ms ..
+    10_000, 12_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000,
+    80_000, // 10 ms ..
+    100_000, 120_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000, 600_000,
+    800_000, // 100 ms ..
+    1_000_000, 1_200_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000, 4_000_000,
+    5_000_000, // 1 s .. 5 s; slower samples count above the last bound.
 ];
 
 #[cfg(test)]
@@ -172,9 +191,9 @@ mod tests {
         }
         h.record(Duration::from_millis(700));
         assert_eq!(h.count(), 100);
-        assert_eq!(h.p50(), Some(Duration::from_millis(5)));
-        assert_eq!(h.p95(), Some(Duration::from_millis(50)));
-        assert_eq!(h.p99(), Some(Duration::from_millis(50)));
+        assert_eq!(h.p50(), Some(Duration::from_millis(3)));
+        assert_eq!(h.p95(), Some(Duration::from_millis(40)));
+        assert_eq!(h.p99(), Some(Duration::from_millis(40)));
         assert_eq!(h.percentile(100.0), Some(Duration::from_millis(700)));
         assert_eq!(h.max(), Some(Duration::from_millis(700)));
         assert_eq!(
@@ -183,6 +202,21 @@ mod tests {
                 (90 * 3_000 + 9 * 40_000 + 700_000) / 100
             ))
         );
+        // Between bounds: the next bound up, at most a third more, and never above the
+        // largest sample.
+        let mut h = LatencyHistogram::new();
+        h.record(Duration::from_micros(11_700));
+        h.record(Duration::from_micros(14_000));
+        assert_eq!(h.p50(), Some(Duration::from_millis(12)));
+        assert_eq!(h.p99(), Some(Duration::from_millis(14)));
+    }
+
+    #[test]
+    fn buckets_rise_by_at_most_a_third() {
+        for pair in BUCKETS_US.windows(2) {
+            assert!(pair[0] < pair[1], "{pair:?}");
+            assert!(pair[1] * 3 <= pair[0] * 4, "{pair:?}");
+        }
     }
 
     #[test]

@@ -101,9 +101,10 @@ impl TestPattern {
     }
 
     /// Draws and encodes the next picture, stamped with `timestamp_90k`; `None` when the rate
-    /// control skipped it.
+    /// control skipped it. The picture counts as received when it is encoded: drawing and
+    /// encoding it is the camera's work (a real camera's happens before its packets leave it),
+    /// so a stream's added latency is the bridge's alone whatever the source.
     pub fn next_frame(&mut self, timestamp_90k: u64) -> Result<Option<AccessUnit>, Error> {
-        let started = Instant::now();
         draw(
             &mut self.picture,
             &self.config,
@@ -136,7 +137,7 @@ impl TestPattern {
             nals,
             is_idr,
             timestamp_90k,
-            received_at: started,
+            received_at: Instant::now(),
             parameter_sets: if is_idr {
                 self.parameter_sets.clone()
             } else {
