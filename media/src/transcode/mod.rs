@@ -50,7 +50,7 @@ pub struct TranscodeParams {
     /// Largest slice NAL unit in bytes, or 0 for one slice per picture. A live stream passes
     /// its RTP payload size: every slice then fits one packet (a single NAL unit packet, RFC 6184
     /// §5.6, no FU-A), a lost packet costs one slice instead of the rest of the picture, and
-    /// openh264 encodes the slices on two threads, which takes ~1.2 ms off a
+    /// openh264 encodes the slices on [`ENCODER_THREADS`] threads, which takes ~1.2 ms off a
     /// 720p picture on the 2-core build machine (5.1 → 3.9 ms p50). Values below
     /// [`MIN_SLICE_BYTES`] are raised to it.
     pub max_slice_bytes: u32,
