@@ -68,9 +68,6 @@ pub struct VideoRequest {
     pub max_profile: H264Profile,
     /// Re-encode even when the source would fit (e.g. to honour the bitrate).
     pub force_transcode: bool,
-    /// Largest slice when re-encoding, in bytes (0: one slice per picture); see
-    /// [`TranscodeParams::max_slice_bytes`].
-    pub max_slice_bytes: u32,
 }
 
 /// Pictures for one live stream: the camera's own H.264 when it fits the request, else
@@ -154,7 +151,6 @@ impl Camera {
             bitrate_bps: request.bitrate_bps,
             profile: request.max_profile,
             keyframe_interval: request.fps.max(1) * KEYFRAME_SECONDS,
-            max_slice_bytes: request.max_slice_bytes,
         };
         Ok(VideoFeed::Transcode(Transcoder::start(sub, params)?))
     }

@@ -25,7 +25,7 @@ use crate::h264::H264Profile;
 use crate::rtcp::{
     NtpTimestamp, RtcpStats, SenderInfo, SenderReport, parse_compound, sender_report_compound,
 };
-use crate::rtp::{H264Packetizer, RTP_HEADER_LEN, RtpConfig};
+use crate::rtp::{H264Packetizer, RtpConfig};
 use crate::srtp::{SrtpContext, SrtpSuite};
 use crate::stats::StreamStats;
 use crate::transcode::TranscodeStats;
@@ -540,15 +540,6 @@ fn request_for(params: &StreamParams) -> VideoRequest {
         bitrate_bps: params.kbps.saturating_mul(1000),
         max_profile: params.max_profile,
         force_transcode: params.mode == Mode::Transcode,
-        // A re-encoded slice fits one packet: the RTP payload left by the MTU, the SRTP
-        // trailer and the RTP header.
-        max_slice_bytes: u32::try_from(
-            params
-                .mtu
-                .saturating_sub(params.srtp.suite.rtp_overhead())
-                .saturating_sub(RTP_HEADER_LEN),
-        )
-        .unwrap_or(u32::MAX),
     }
 }
 

@@ -47,13 +47,6 @@ pub struct TranscodeParams {
     pub profile: H264Profile,
     /// Output pictures between periodic IDRs (0: only at start and on request).
     pub keyframe_interval: u32,
-    /// Largest slice NAL unit in bytes, or 0 for one slice per picture. A live stream passes
-    /// its RTP payload size: every slice then fits one packet (a single NAL unit packet, RFC 6184
-    /// §5.6, no FU-A), a lost packet costs one slice instead of the rest of the picture, and
-    /// openh264 encodes the slices on [`ENCODER_THREADS`] threads, which takes ~1.2 ms off a
-    /// 720p picture on the 2-core build machine (5.1 → 3.9 ms p50). Values below
-    /// [`MIN_SLICE_BYTES`] are raised to it.
-    pub max_slice_bytes: u32,
 }
 
 /// Counters of a transcoder; read with [`Transcoder::stats`].
@@ -434,14 +427,6 @@ fn new_encoder(params: &TranscodeParams, bitrate: u32) -> Result<Encoder, openh2
         .background_detection(false)
         .scene_change_detect(false)
         .profile(profile);
-    if params.max_slice_bytes > 0 {
-        // openh264 logs a warning to stderr here ("will take uiMaxNalsize"): the crate sets the
-        // slice size and the NAL size limit to the same value and openh264 keeps a 48-byte margin
-        // below the latter; the slices still fit (largest NAL seen: 1230 bytes for a 1356 limit).
-        config = config
-            .max_slice_len(params.max_slice_bytes.max(MIN_SLICE_BYTES))
-            .num_threads(ENCODER_THREADS);
-    }
     if params.keyframe_interval > 0 {
         config =
             config.intra_frame_period(IntraFramePeriod::from_num_frames(params.keyframe_interval));
@@ -512,12 +497,6 @@ fn encode(
     }))
 }
 
-/// Smallest slice size openh264 accepts with a margin (it rejects 400 bytes or less: one
-/// macroblock must fit).
-pub const MIN_SLICE_BYTES: u32 = 512;
-/// openh264 threads per re-encoded stream when slices are size-limited (with one slice per
-/// picture it encodes on one thread whatever it is given).
-const ENCODER_THREADS: u16 = 2;
 /// How often the worker checks for a stop request while its input is idle.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Output pictures queued before the consumer counts as behind.

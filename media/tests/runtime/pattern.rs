@@ -166,7 +166,6 @@ async fn open_video_passes_through_when_the_source_fits() {
         bitrate_bps: 300_000,
         max_profile: H264Profile::High,
         force_transcode: false,
-        max_slice_bytes: 0,
     };
     let mut feed = bounded(
         "open",

@@ -36,7 +36,6 @@ fn params(width: u32, height: u32, fps: u32) -> TranscodeParams {
         bitrate_bps: 1_000_000,
         profile: H264Profile::ConstrainedBaseline,
         keyframe_interval: 0,
-        max_slice_bytes: 0,
     }
 }
 
@@ -139,37 +138,6 @@ async fn transcode_1080p_to_720p_and_240p_at_their_rates() {
         assert!(
             rate > f64::from(fps) * 0.25,
             "{w}x{h}: only {rate:.1} fps of {fps}"
-        );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn size_limited_slices_fit_their_limit_and_decode() {
-    let hub = pattern_hub(1920, 1080);
-    // A packet's payload at HomeKit's IPv4 MTU, and a limit below openh264's minimum (raised
-    // to MIN_SLICE_BYTES).
-    for limit in [1356, 100] {
-        let mut p = params(1280, 720, 30);
-        p.max_slice_bytes = limit;
-        let mut t = Transcoder::start(hub.subscribe().unwrap(), p).unwrap();
-        let (out, _) = collect(&mut t, 1).await;
-        let fits = limit.max(media::transcode::MIN_SLICE_BYTES) as usize;
-        let largest = out.iter().flat_map(|a| &a.nals).map(|n| n.len()).max();
-        assert!(
-            largest.is_some_and(|l| l <= fits),
-            "{limit}: largest NAL {largest:?}"
-        );
-        assert!(out[0].is_idr);
-        assert!(
-            out[0].nals.len() > 1,
-            "{limit}: a 720p IDR takes several slices, got {}",
-            out[0].nals.len()
-        );
-        let sizes = decode_sizes(out.iter().map(|a| &**a));
-        assert_eq!(sizes.len(), out.len(), "{limit}: every picture decodes");
-        assert!(
-            sizes.iter().all(|&s| s == (1280, 720)),
-            "{limit}: {sizes:?}"
         );
     }
 }
