@@ -15,8 +15,8 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 
 # On CI (a fresh clone, built once): no incremental cache and only line tables for debug info.
-# A fresh clone's build then takes ~2.3 GB of disk instead of ~4.6 GB; an earlier CI run died in the linker
-# (SIGBUS) when its disk filled up. Local runs keep cargo's defaults.
+# A fresh clone's build then takes ~2.3 GB of disk instead of ~4.6 GB; an earlier CI run died in
+# the linker (SIGBUS) when its disk filled up. Local runs keep cargo's defaults.
 if [ "${CI:-}" = true ]; then
   export CARGO_INCREMENTAL=0
   export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}

@@ -109,45 +109,36 @@ impl Scaler {
             copy_plane(src.v, src.stride_uv, v_out, dw as usize / 2)?;
             return Ok(&self.out);
         }
-        let (cx, cy, cw, ch) = centre_crop(src.width, src.height, dw, dh);
-        let Scratch {
-            vertical,
-            packed,
-            packed_out,
-        } = &mut self.scratch;
-        let resizer = &mut self.resizer;
-
-        // Y: vertical pass, then the horizontal pass on the packed rows.
         let (w, h) = (src.width, src.height);
-        let y = Plane {
-            src: src.y,
-            stride: src.stride_y,
-            width: w,
-            rows: h,
+        let crop = centre_crop(w, h, dw, dh);
+        let plane = |src, stride, (width, rows)| Plane {
+            src,
+            stride,
+            width,
+            rows,
         };
-        let y_rows = at_least(vertical, w as usize * dh as usize);
-        vertical_pass(resizer, &y, (cy, ch), dh, y_rows)?;
-        let columns = (w, (cx, cw), dw);
-        horizontal_pass(resizer, (packed, packed_out), y_rows, columns, y_out)?;
-
-        // U and V: both vertical passes into one buffer, U's rows then V's as in the output, and
-        // one horizontal pass over the rows of both (same width, same crop).
-        let (chroma_w, chroma_h, chroma_dw, chroma_dh) = (w / 2, h / 2, dw / 2, dh / 2);
-        let chroma_rows = chroma_w as usize * chroma_dh as usize;
-        let uv_rows = at_least(vertical, 2 * chroma_rows);
-        let (u_rows, v_rows) = uv_rows.split_at_mut(chroma_rows);
-        let half_crop_rows = (cy / 2.0, ch / 2.0);
-        for (plane, rows) in [(src.u, u_rows), (src.v, v_rows)] {
-            let plane = Plane {
-                src: plane,
-                stride: src.stride_uv,
-                width: chroma_w,
-                rows: chroma_h,
-            };
-            vertical_pass(resizer, &plane, half_crop_rows, chroma_dh, rows)?;
-        }
-        let columns = (chroma_w, (cx / 2.0, cw / 2.0), chroma_dw);
-        horizontal_pass(resizer, (packed, packed_out), uv_rows, columns, uv_out)?;
+        let y = plane(src.y, src.stride_y, (w, h));
+        scale_planes(
+            &mut self.resizer,
+            &mut self.scratch,
+            &[y],
+            crop,
+            (dw, dh),
+            y_out,
+        )?;
+        // U and V: same width and crop, so their rows share one horizontal pass.
+        let u = plane(src.u, src.stride_uv, (w / 2, h / 2));
+        let v = plane(src.v, src.stride_uv, (w / 2, h / 2));
+        let half = (crop.0 / 2.0, crop.1 / 2.0, crop.2 / 2.0, crop.3 / 2.0);
+        let chroma_out = (dw / 2, dh / 2);
+        scale_planes(
+            &mut self.resizer,
+            &mut self.scratch,
+            &[u, v],
+            half,
+            chroma_out,
+            uv_out,
+        )?;
         Ok(&self.out)
     }
 
@@ -173,6 +164,34 @@ fn centre_crop(sw: u32, sh: u32, dw: u32, dh: u32) -> (f64, f64, f64, f64) {
         (sw, sw / target_aspect)
     };
     ((sw - cw) / 2.0, (sh - ch) / 2.0, cw, ch)
+}
+
+/// Scales `planes` (same size, same crop box `(left, top, width, height)`) to `out_w`×`out_h`
+/// each, one after another into `out`: the vertical pass plane by plane into the scratch rows,
+/// then one horizontal pass over the rows of all of them.
+fn scale_planes(
+    resizer: &mut Resizer,
+    scratch: &mut Scratch,
+    planes: &[Plane<'_>],
+    (left, top, crop_w, crop_h): (f64, f64, f64, f64),
+    (out_w, out_h): (u32, u32),
+    out: &mut [u8],
+) -> Result<(), String> {
+    let Some(width) = planes.first().map(|p| p.width) else {
+        return Ok(());
+    };
+    let Scratch {
+        vertical,
+        packed,
+        packed_out,
+    } = scratch;
+    let rows_per_plane = width as usize * out_h as usize;
+    let rows = at_least(vertical, planes.len() * rows_per_plane);
+    for (plane, plane_rows) in planes.iter().zip(rows.chunks_exact_mut(rows_per_plane)) {
+        vertical_pass(resizer, plane, (top, crop_h), out_h, plane_rows)?;
+    }
+    let columns = (width, (left, crop_w), out_w);
+    horizontal_pass(resizer, (packed, packed_out), rows, columns, out)
 }
 
 /// The vertical pass of one plane: all visible columns, the crop box's rows (`top`, `height`),
