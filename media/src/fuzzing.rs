@@ -5,7 +5,9 @@
 
 use bytes::Bytes;
 
-use crate::h264::{AccessUnitSplitter, NalType, annex_b_to_bytes, avcc_nals, nal_type, parse_sps};
+use crate::h264::{
+    AccessUnitSplitter, NalType, annex_b_to_bytes, avcc_nals, nal_type, parse_sps, slice_type,
+};
 use crate::rtcp::parse_compound;
 use crate::rtp::{H264Depacketizer, H264Packetizer, MIN_MTU, RtpConfig, RtpPacket};
 use crate::srtp::{SrtpContext, SrtpSuite};
@@ -81,6 +83,10 @@ pub fn fuzz_parsers(data: &[u8]) {
     let mut sps = vec![0x67];
     sps.extend_from_slice(data);
     let _ = parse_sps(&sps);
+    for header in [0x01, 0x41, 0x65] {
+        sps[0] = header;
+        assert!(slice_type(&sps).is_none_or(|t| t <= 9));
+    }
     let bytes = Bytes::copy_from_slice(data);
     let mut splitter = AccessUnitSplitter::new();
     for nal in annex_b_to_bytes(&bytes) {

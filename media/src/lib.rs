@@ -78,6 +78,8 @@ pub mod frame;
 #[cfg(feature = "runtime")]
 pub mod camera;
 #[cfg(feature = "runtime")]
+pub mod decode;
+#[cfg(feature = "runtime")]
 pub mod error;
 #[cfg(feature = "runtime")]
 pub mod hub;

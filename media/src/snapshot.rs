@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jpeg_encoder::{Encoder as JpegEncoder, ImageBuffer, JpegColorType};
-use openh264::decoder::Decoder;
 
+use crate::decode::{Picture, SourceDecoder};
 use crate::error::{Error, ErrorKind};
 use crate::frame::AccessUnit;
 use crate::hub::{Hub, Subscription};
@@ -194,7 +194,7 @@ struct Tracker {
 
 impl Tracker {
     fn run(&self, name: &str, mut sub: Subscription) {
-        let mut decoder = match Decoder::new() {
+        let mut decoder = match SourceDecoder::new() {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(camera = %name, error = %e, "snapshot tracker: no decoder");
@@ -202,7 +202,6 @@ impl Tracker {
                 return;
             }
         };
-        let mut buf = Vec::new();
         let mut synced = false;
         loop {
             let idle = self
@@ -222,12 +221,10 @@ impl Tracker {
                 continue;
             }
             synced = true;
-            buf.clear();
-            au.write_annex_b(&mut buf);
-            match decoder.decode(&buf) {
+            match decoder.decode(&au) {
                 // Copy only the newest picture: older ones are just references.
                 Ok(Some(picture)) if sub.pending() == 0 => {
-                    let planar = PlanarRef::from_yuv(&picture);
+                    let planar = PlanarRef::from_yuv(&picture.yuv);
                     let mut i420 = Vec::with_capacity(planar.y.len() * 3 / 2);
                     let (w, h) = (planar.width as usize, planar.height as usize);
                     let rows =
@@ -243,7 +240,7 @@ impl Tracker {
                         i420,
                         width: planar.width,
                         height: planar.height,
-                        received_at: au.received_at,
+                        received_at: picture.stamp.received_at,
                     };
                     *self
                         .latest
@@ -315,19 +312,24 @@ pub fn render(
     let started = Instant::now();
     let err =
         |kind, detail: &dyn std::fmt::Display| Error::new(kind, name).with_detail(detail, None);
-    let mut decoder = Decoder::new().map_err(|e| err(ErrorKind::Decode, &e))?;
+    let mut decoder = SourceDecoder::new().map_err(|e| err(ErrorKind::Decode, &e))?;
     let mut scaler = Scaler::new(width.next_multiple_of(2), height.next_multiple_of(2));
-    let mut buf = Vec::new();
     let mut newest: Option<(Vec<u8>, Instant)> = None;
     let mut decoded_count = 0;
     let last = gop.len().saturating_sub(1);
+    let keep = |scaler: &mut Scaler, picture: &Picture<'_>| {
+        let scaled = scaler
+            .scale(PlanarRef::from_yuv(&picture.yuv))
+            .map_err(|e| err(ErrorKind::Scale, &e))?;
+        Ok::<_, Error>(Some((scaled.to_vec(), picture.stamp.received_at)))
+    };
+    let mut stopped_early = false;
     for (i, au) in gop.iter().enumerate() {
-        buf.clear();
-        au.write_annex_b(&mut buf);
-        let decoded = match decoder.decode(&buf) {
+        let decoded = match decoder.decode(au) {
             Ok(d) => d,
             Err(e) if newest.is_some() => {
                 tracing::debug!(camera = %name, error = %e, "snapshot: keeping the last good picture");
+                stopped_early = true;
                 break;
             }
             Err(e) => return Err(err(ErrorKind::Decode, &e)),
@@ -335,13 +337,19 @@ pub fn render(
         decoded_count += 1;
         let over_budget = started.elapsed() > DECODE_BUDGET;
         if let Some(picture) = decoded.filter(|_| i == last || over_budget) {
-            let scaled = scaler
-                .scale(PlanarRef::from_yuv(&picture))
-                .map_err(|e| err(ErrorKind::Scale, &e))?;
-            newest = Some((scaled.to_vec(), au.received_at));
+            newest = keep(&mut scaler, &picture)?;
         }
         if over_budget && newest.is_some() {
+            stopped_early = true;
             break;
+        }
+    }
+    // A stream that reorders still holds its newest pictures (in display order).
+    if !stopped_early {
+        match decoder.flush() {
+            Ok(Some(picture)) => newest = keep(&mut scaler, &picture)?,
+            Ok(None) => {}
+            Err(e) => tracing::debug!(camera = %name, error = %e, "snapshot: flush failed"),
         }
     }
     let decode_time = started.elapsed();

@@ -5,8 +5,10 @@
 //! allocates more than the NAL list it returns.
 
 mod access_unit;
+mod bits;
 mod nal;
 mod sdp;
+mod slice;
 mod sps;
 
 pub use access_unit::AccessUnitSplitter;
@@ -15,4 +17,5 @@ pub use nal::{
     remove_emulation_prevention,
 };
 pub use sdp::{SpropError, parse_sprop_parameter_sets, profile_level_id, sprop_parameter_sets};
+pub use slice::{has_b_slice, slice_type};
 pub use sps::{H264Profile, SpsError, SpsInfo, fits, parse_sps};

@@ -2,6 +2,7 @@
 //! passthrough decision built on it.
 #![deny(clippy::indexing_slicing)]
 
+use super::bits::BitReader;
 use super::nal::{NalType, nal_type, remove_emulation_prevention};
 
 /// The SPS fields the bridge uses: codec string fields and the displayed picture size.
@@ -248,65 +249,6 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), SpsError>
         }
     }
     Ok(())
-}
-
-/// MSB-first bit reader with Exp-Golomb codes (H.264 §9.1).
-struct BitReader<'a> {
-    data: &'a [u8],
-    bit: usize,
-}
-
-impl<'a> BitReader<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Self { data, bit: 0 }
-    }
-
-    fn bit(&mut self, field: &'static str) -> Result<u32, SpsError> {
-        let byte = self
-            .data
-            .get(self.bit / 8)
-            .ok_or(SpsError::Truncated(field))?;
-        let v = (byte >> (7 - self.bit % 8)) & 1;
-        self.bit = self.bit.saturating_add(1);
-        Ok(u32::from(v))
-    }
-
-    fn bits(&mut self, n: u32, field: &'static str) -> Result<u32, SpsError> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            v = (v << 1) | self.bit(field)?;
-        }
-        Ok(v)
-    }
-
-    fn u8(&mut self, field: &'static str) -> Result<u8, SpsError> {
-        // Eight bits always fit in a u8.
-        u8::try_from(self.bits(8, field)?).map_err(|_| SpsError::OutOfRange(field))
-    }
-
-    fn flag(&mut self, field: &'static str) -> Result<bool, SpsError> {
-        Ok(self.bit(field)? == 1)
-    }
-
-    /// ue(v); values needing more than 31 leading zeros are rejected.
-    fn ue(&mut self, field: &'static str) -> Result<u32, SpsError> {
-        let mut zeros = 0u32;
-        while self.bit(field)? == 0 {
-            zeros += 1;
-            if zeros > 31 {
-                return Err(SpsError::OutOfRange(field));
-            }
-        }
-        let rest = self.bits(zeros, field)?;
-        let v = (1u64 << zeros) - 1 + u64::from(rest);
-        u32::try_from(v).map_err(|_| SpsError::OutOfRange(field))
-    }
-
-    /// se(v) (H.264 §9.1.1).
-    fn se(&mut self, field: &'static str) -> Result<i64, SpsError> {
-        let k = i64::from(self.ue(field)?);
-        Ok(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
-    }
 }
 
 /// Largest picture dimension accepted (pixels); H.264 level 6.2 allows 8192 x 4320 at most.

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use openh264::OpenH264API;
-use openh264::decoder::Decoder;
 use openh264::encoder::{
     BitRate, Complexity, EncodedBitStream, Encoder, EncoderConfig, FrameRate, FrameType,
     IntraFramePeriod, Profile, RateControlMode, UsageType,
@@ -25,6 +24,7 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 use tokio::sync::Notify;
 
+use crate::decode::{SourceDecoder, Stamp};
 use crate::error::{Error, ErrorKind};
 use crate::frame::{AccessUnit, ParameterSets, strip_start_code};
 use crate::h264::H264Profile;
@@ -63,7 +63,8 @@ pub struct TranscodeStats {
     /// Duration of the last encoded picture's decode + scale + encode, in microseconds.
     pub last_frame_us: u64,
     /// Time spent on the encoded pictures, summed over them: waiting (from the picture's
-    /// arrival from the source until the transcoding thread takes it), decoding (the encoded
+    /// arrival from the source until the transcoding thread takes it, plus the time the decoder
+    /// held it back when the stream reorders), decoding (the encoded
     /// picture's own decode, not the skipped ones'), scaling and encoding, in microseconds.
     /// Divided by `encoded`, it says where a transcoded picture's added latency goes.
     pub wait_us: u64,
@@ -247,17 +248,21 @@ struct StatsCells {
 
 fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeShared) {
     let name = shared.name.as_str();
-    let mut decoder = match Decoder::new() {
+    let mut decoder = match SourceDecoder::new() {
         Ok(d) => d,
         Err(e) => return shared.fail(Error::new(ErrorKind::Decode, name).with_detail(e, None)),
     };
     let mut scaler = Scaler::new(params.width, params.height);
     let mut encoder: Option<(Encoder, u32)> = None;
     let mut parameter_sets: Option<Arc<ParameterSets>> = None;
-    let mut annex_b = Vec::new();
     let mut cap = RateCap::new(params.fps);
     let mut synced = false;
+    let mut told_reorder = false;
     while !shared.stop.load(Ordering::Acquire) {
+        if decoder.reorders() && !told_reorder {
+            tracing::info!(camera = %name, "the source has B-slices: transcoding in display order");
+            told_reorder = true;
+        }
         let au = match input.recv_blocking(POLL_INTERVAL) {
             Ok(Some(au)) => au,
             Ok(None) => continue,
@@ -270,9 +275,7 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
             }
             synced = true;
         }
-        annex_b.clear();
-        au.write_annex_b(&mut annex_b);
-        let decoded = match decoder.decode(&annex_b) {
+        let decoded = match decoder.decode(&au) {
             Ok(d) => d,
             Err(e) => {
                 // Resynchronise at the next IDR instead of encoding garbage.
@@ -282,19 +285,22 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
             }
         };
         shared.stats.decoded.fetch_add(1, Ordering::Relaxed);
+        // A stream with B-slices lets pictures out in display order: `stamp` is the picture's
+        // own (the access unit just fed may be a later one).
         let Some(picture) = decoded else { continue };
+        let stamp = picture.stamp;
         // Catch-up: a newer picture is already waiting, so this one is only a reference.
         if input.pending() > 0 {
             shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         // Frame-rate cap on the source timeline ([`RateCap`]).
-        if !cap.admit(au.timestamp_90k) {
+        if !cap.admit(stamp.timestamp_90k) {
             shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let decoded_at = Instant::now();
-        let scaled = match scaler.scale(PlanarRef::from_yuv(&picture)) {
+        let scaled = match scaler.scale(PlanarRef::from_yuv(&picture.yuv)) {
             Ok(s) => s,
             Err(e) => return shared.fail(Error::new(ErrorKind::Scale, name).with_detail(e, None)),
         };
@@ -318,7 +324,7 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
         let (y, uv) = scaled.split_at(w * h);
         let (u, v) = uv.split_at(w * h / 4);
         let slices = YUVSlices::new((y, u, v), (w, h), (w, w / 2, w / 2));
-        let out = match encode(enc, &slices, &mut parameter_sets, &au) {
+        let out = match encode(enc, &slices, &mut parameter_sets, stamp) {
             Ok(Some(out)) => out,
             Ok(None) => continue,
             Err(e) => return shared.fail(Error::new(ErrorKind::Encode, name).with_detail(e, None)),
@@ -328,7 +334,7 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
         let stats = &shared.stats;
         stats.last_frame_us.store(elapsed, Ordering::Relaxed);
         stats.wait_us.fetch_add(
-            us(started.saturating_duration_since(au.received_at)),
+            us(started.saturating_duration_since(stamp.received_at)),
             Ordering::Relaxed,
         );
         stats
@@ -434,7 +440,6 @@ fn new_encoder(params: &TranscodeParams, bitrate: u32) -> Result<Encoder, openh2
     Encoder::with_api_config(OpenH264API::from_source(), config)
 }
 
-/// Encodes one picture into an [`AccessUnit`] carrying the input's timestamp and arrival time.
 /// The NAL units of one openh264 output picture, start codes removed: its SPS and PPS (an IDR
 /// carries them), and the picture's own units (access unit delimiters and SEI dropped).
 pub struct EncodedUnits {
@@ -469,11 +474,12 @@ impl EncodedUnits {
     }
 }
 
+/// Encodes one picture into an [`AccessUnit`] carrying its source stamp.
 fn encode(
     encoder: &mut Encoder,
     picture: &YUVSlices<'_>,
     parameter_sets: &mut Option<Arc<ParameterSets>>,
-    input: &AccessUnit,
+    input: Stamp,
 ) -> Result<Option<AccessUnit>, openh264::Error> {
     let stream = encoder.encode(picture)?;
     let frame_type = stream.frame_type();

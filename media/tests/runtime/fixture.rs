@@ -96,6 +96,11 @@ impl RtspServer {
         self.url.replace("/main", "/sub")
     }
 
+    /// The 1280x720 stream with two B-frames between reference pictures.
+    pub(crate) fn bframes_url(&self) -> String {
+        self.url.replace("/main", "/bframes")
+    }
+
     /// Freezes (`true`, SIGSTOP) or thaws (`false`, SIGCONT) the server: connections stay open
     /// but nothing flows, like a hung camera.
     pub(crate) fn freeze(&self, frozen: bool) {

@@ -2,10 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use media::decode::SourceDecoder;
 use media::hub::{ConnectMode, Hub, HubConfig};
-use media::snapshot::Snapshotter;
-use media::source::{SourceConfig, TestPatternConfig};
+use media::snapshot::{Snapshotter, render};
+use media::source::{RtspConfig, SourceConfig, TestPatternConfig};
 
+use crate::fixture::RtspServer;
 use crate::{bounded, median};
 
 fn jpeg_size(jpeg: &[u8]) -> (u16, u16) {
@@ -110,4 +112,77 @@ async fn snapshot_has_requested_size_and_is_cached() {
         median(&mut times),
         times
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_of_a_camera_with_b_frames_shows_its_newest_picture() {
+    let server = RtspServer::start();
+    let hub = Hub::new(HubConfig {
+        name: "bframes".into(),
+        source: SourceConfig::Rtsp(RtspConfig::new(server.bframes_url())),
+        mode: ConnectMode::AlwaysOn,
+        size_hint: None,
+    })
+    .unwrap();
+    let gop = bounded("a GOP of 20 pictures", Duration::from_secs(30), async {
+        loop {
+            let gop = hub.gop();
+            if gop.len() >= 20 {
+                return gop;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // Decoded in display order: every access unit gives one picture (the last ones at the
+    // flush), stamped with ascending presentation times, ending with the GOP's highest (in
+    // decode order often not the last access unit's: B-pictures follow it).
+    let mut times = Vec::new();
+    let mut decoder = SourceDecoder::new().unwrap();
+    for au in &gop {
+        if let Some(picture) = decoder.decode(au).unwrap() {
+            times.push(picture.stamp.timestamp_90k);
+        }
+    }
+    assert!(decoder.reorders(), "B-slices seen");
+    let flushed = decoder.flush().unwrap().map(|p| p.stamp);
+    times.extend(flushed.map(|s| s.timestamp_90k));
+    let newest = gop.iter().max_by_key(|au| au.timestamp_90k).unwrap();
+    assert!(times.windows(2).all(|t| t[0] < t[1]), "{times:?}");
+    assert_eq!(flushed.map(|s| s.received_at), Some(newest.received_at));
+    assert!(
+        times.len() + 2 >= gop.len(),
+        "{} pictures of {}",
+        times.len(),
+        gop.len()
+    );
+
+    // A snapshot of that GOP shows its newest picture (unless the machine is so slow that the
+    // decode budget cut it short).
+    let gop_for_render = gop.clone();
+    let s = tokio::task::spawn_blocking(move || render("bframes", &gop_for_render, 640, 360))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(jpeg_size(&s.jpeg), (640, 360));
+    if s.decoded == gop.len() {
+        assert_eq!(
+            s.frame_received_at, newest.received_at,
+            "the newest picture shown"
+        );
+    }
+
+    // The live path (the tracking decoder) too: the second snapshot after the cache age.
+    let snaps = Snapshotter::new(hub.clone(), Duration::from_millis(200));
+    for _ in 0..2 {
+        let s = bounded(
+            "snapshot",
+            Duration::from_secs(10),
+            snaps.snapshot(320, 180),
+        )
+        .await
+        .unwrap();
+        assert_eq!(jpeg_size(&s.jpeg), (320, 180));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
