@@ -321,7 +321,7 @@ pub fn render(
         let scaled = scaler
             .scale(PlanarRef::from_yuv(&picture.yuv))
             .map_err(|e| err(ErrorKind::Scale, &e))?;
-        Ok::<_, Error>(Some((scaled.to_vec(), picture.stamp.received_at)))
+        Ok::<_, Error>((scaled.to_vec(), picture.stamp.received_at))
     };
     let mut stopped_early = false;
     for (i, au) in gop.iter().enumerate() {
@@ -337,7 +337,7 @@ pub fn render(
         decoded_count += 1;
         let over_budget = started.elapsed() > DECODE_BUDGET;
         if let Some(picture) = decoded.filter(|_| i == last || over_budget) {
-            newest = keep(&mut scaler, &picture)?;
+            newest = Some(keep(&mut scaler, &picture)?);
         }
         if over_budget && newest.is_some() {
             stopped_early = true;
@@ -347,7 +347,7 @@ pub fn render(
     // A stream that reorders still holds its newest pictures (in display order).
     if !stopped_early {
         match decoder.flush() {
-            Ok(Some(picture)) => newest = keep(&mut scaler, &picture)?,
+            Ok(Some(picture)) => newest = Some(keep(&mut scaler, &picture)?),
             Ok(None) => {}
             Err(e) => tracing::debug!(camera = %name, error = %e, "snapshot: flush failed"),
         }

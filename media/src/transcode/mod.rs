@@ -64,8 +64,8 @@ pub struct TranscodeStats {
     pub last_frame_us: u64,
     /// Time spent on the encoded pictures, summed over them: waiting (from the picture's
     /// arrival from the source until the transcoding thread takes it, plus the time the decoder
-    /// held it back when the stream reorders), decoding (the encoded
-    /// picture's own decode, not the skipped ones'), scaling and encoding, in microseconds.
+    /// held it back when the stream reorders), decoding (the encoded picture's own decode, not
+    /// the skipped ones'), scaling and encoding, in microseconds.
     /// Divided by `encoded`, it says where a transcoded picture's added latency goes.
     pub wait_us: u64,
     /// See `wait_us`.
