@@ -14,6 +14,8 @@ mod transcode;
 use std::time::Duration;
 
 use media::frame::AccessUnit;
+use media::hub::{ConnectMode, Hub, HubConfig};
+use media::source::{RtspConfig, SourceConfig};
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 
@@ -32,6 +34,17 @@ pub(crate) fn decode_sizes<'a>(
         }
     }
     sizes
+}
+
+/// An always-on hub pulling `url` (the RTSP fixture) over TCP.
+pub(crate) fn rtsp_hub(name: &str, url: String) -> Hub {
+    Hub::new(HubConfig {
+        name: name.into(),
+        source: SourceConfig::Rtsp(RtspConfig::new(url)),
+        mode: ConnectMode::AlwaysOn,
+        size_hint: None,
+    })
+    .unwrap()
 }
 
 /// Runs `f` with a deadline so no test can hang.

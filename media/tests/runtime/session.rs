@@ -13,13 +13,13 @@ use media::h264::H264Profile;
 use media::hub::{ConnectMode, Hub, HubConfig};
 use media::rtp::RtpPacket;
 use media::session::{self, EndReason, Mode, SrtpKeys, StreamParams};
+use media::source::SourceConfig;
 use media::source::test_pattern::TestPatternConfig;
-use media::source::{RtspConfig, SourceConfig};
 use media::srtp::{SrtpContext, SrtpSuite};
 use tokio::net::UdpSocket;
 
-use crate::bounded;
 use crate::fixture::RtspServer;
+use crate::{bounded, rtsp_hub};
 
 const KEY: [u8; 16] = [0x11; 16];
 const SALT: [u8; 14] = [0x22; 14];
@@ -356,13 +356,7 @@ async fn checking_relay(to: SocketAddr) -> (SocketAddr, Arc<std::sync::Mutex<Wir
 async fn transcode_rtsp_1080p_to_ffmpeg(tag: &str, width: u32, height: u32, fps: u32) {
     const MTU: usize = 1378;
     let server = RtspServer::start();
-    let hub = Hub::new(HubConfig {
-        name: "fixture".into(),
-        source: SourceConfig::Rtsp(RtspConfig::new(server.url.clone())),
-        mode: ConnectMode::AlwaysOn,
-        size_hint: None,
-    })
-    .unwrap();
+    let hub = rtsp_hub("fixture", server.url.clone());
     let camera = Arc::new(Camera::new(hub, None));
     let dir = temp_dir(tag);
     let (mut ffmpeg, port, out) = ffmpeg_receiver(&dir);

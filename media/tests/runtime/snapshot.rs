@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 use media::decode::SourceDecoder;
 use media::hub::{ConnectMode, Hub, HubConfig};
 use media::snapshot::{Snapshotter, render};
-use media::source::{RtspConfig, SourceConfig, TestPatternConfig};
+use media::source::{SourceConfig, TestPatternConfig};
 
 use crate::fixture::RtspServer;
-use crate::{bounded, median};
+use crate::{bounded, median, rtsp_hub};
 
 fn jpeg_size(jpeg: &[u8]) -> (u16, u16) {
     let mut decoder = jpeg_decoder::Decoder::new(jpeg);
@@ -117,13 +117,7 @@ async fn snapshot_has_requested_size_and_is_cached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_of_a_camera_with_b_frames_shows_its_newest_picture() {
     let server = RtspServer::start();
-    let hub = Hub::new(HubConfig {
-        name: "bframes".into(),
-        source: SourceConfig::Rtsp(RtspConfig::new(server.bframes_url())),
-        mode: ConnectMode::AlwaysOn,
-        size_hint: None,
-    })
-    .unwrap();
+    let hub = rtsp_hub("bframes", server.bframes_url());
     let gop = bounded("a GOP of 20 pictures", Duration::from_secs(30), async {
         loop {
             let gop = hub.gop();

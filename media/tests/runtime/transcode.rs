@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use media::frame::AccessUnit;
 use media::h264::H264Profile;
 use media::hub::{ConnectMode, Hub, HubConfig};
-use media::source::{RtspConfig, SourceConfig, TestPatternConfig};
+use media::source::{SourceConfig, TestPatternConfig};
 use media::transcode::{TranscodeParams, Transcoder};
 
 use crate::fixture::RtspServer;
-use crate::{bounded, decode_sizes, median};
+use crate::{bounded, decode_sizes, median, rtsp_hub};
 
 fn pattern_hub(width: u32, height: u32) -> Hub {
     Hub::new(HubConfig {
@@ -185,13 +185,7 @@ async fn transcode_keyframe_on_request_and_bitrate_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcode_from_rtsp_camera() {
     let server = RtspServer::start();
-    let hub = Hub::new(HubConfig {
-        name: "fixture".into(),
-        source: SourceConfig::Rtsp(RtspConfig::new(server.url.clone())),
-        mode: ConnectMode::AlwaysOn,
-        size_hint: None,
-    })
-    .unwrap();
+    let hub = rtsp_hub("fixture", server.url.clone());
     let mut t = Transcoder::start(hub.subscribe().unwrap(), params(640, 360, 15)).unwrap();
     let (out, _) = collect(&mut t, 2).await;
     assert!(out[0].is_idr);
@@ -207,13 +201,7 @@ async fn transcode_a_camera_with_b_frames_in_display_order() {
     // Decode order differs from display order: the decoder must not be flushed after every
     // access unit (openh264 fails on every picture after the first B-slice if it is).
     let server = RtspServer::start();
-    let hub = Hub::new(HubConfig {
-        name: "bframes".into(),
-        source: SourceConfig::Rtsp(RtspConfig::new(server.bframes_url())),
-        mode: ConnectMode::AlwaysOn,
-        size_hint: None,
-    })
-    .unwrap();
+    let hub = rtsp_hub("bframes", server.bframes_url());
     let mut t = Transcoder::start(hub.subscribe().unwrap(), params(640, 360, 30)).unwrap();
     let (out, _) = collect(&mut t, 3).await;
     let stats = t.stats();
