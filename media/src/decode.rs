@@ -220,3 +220,58 @@ impl SourceDecoder {
         decoder.decode(annex_b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    /// An access unit with one slice of `slice_header` (NAL header byte + slice header bits).
+    fn au(slice_header: &'static [u8], timestamp_90k: u64) -> Arc<AccessUnit> {
+        Arc::new(AccessUnit {
+            nals: vec![Bytes::from_static(slice_header)],
+            is_idr: slice_header.first().is_some_and(|h| h & 0x1f == 5),
+            timestamp_90k,
+            received_at: Instant::now(),
+            parameter_sets: None,
+        })
+    }
+
+    const IDR: &[u8] = &[0x65, 0b1000_1000]; // first_mb 0, slice_type 7 (I)
+    const P: &[u8] = &[0x41, 0b1100_0000]; // slice_type 0
+    const B: &[u8] = &[0x01, 0b1010_0000]; // slice_type 1
+
+    #[test]
+    fn access_units_are_kept_from_an_idr_up_to_max_replay() {
+        let mut d = SourceDecoder::new().unwrap();
+        // Before any IDR nothing is kept (a decoder cannot start there).
+        d.track_since_idr(&au(P, 0));
+        assert!(d.since_idr.is_empty());
+        d.track_since_idr(&au(IDR, 1));
+        for ts in 2..=MAX_REPLAY as u64 {
+            d.track_since_idr(&au(P, ts));
+        }
+        assert_eq!(d.since_idr.len(), MAX_REPLAY);
+        // One more: too long to replay; nothing is kept until the next IDR.
+        d.track_since_idr(&au(P, 0));
+        assert!(d.overflowed && d.since_idr.is_empty());
+        d.track_since_idr(&au(P, 0));
+        assert!(d.since_idr.is_empty());
+        d.track_since_idr(&au(IDR, 0));
+        assert!(!d.overflowed && d.since_idr.len() == 1);
+    }
+
+    #[test]
+    fn a_first_b_slice_too_long_after_the_idr_asks_for_the_next_idr() {
+        let mut d = SourceDecoder::new().unwrap();
+        d.track_since_idr(&au(IDR, 0));
+        for ts in 1..=MAX_REPLAY as u64 {
+            d.track_since_idr(&au(P, ts));
+        }
+        assert!(d.overflowed);
+        let e = d.decode(&au(B, 0)).err();
+        assert!(matches!(e, Some(DecodeError::TooLateToReorder(_))), "{e:?}");
+        // Display order from now on, whatever comes next.
+        assert!(d.reorders());
+    }
+}
