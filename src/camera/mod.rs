@@ -200,6 +200,13 @@ impl CameraRuntime {
         Ok(shot.jpeg.to_vec())
     }
 
+    /// Writes every stream service's Active and Streaming Status into `server`'s database.
+    pub(crate) fn publish(&self, server: &Inner) {
+        for slot in &self.slots {
+            slot.publish(server);
+        }
+    }
+
     /// Ends every stream of the camera (it is being removed or the bridge stops).
     pub(crate) fn stop_all(&self, why: &'static str) {
         for slot in &self.slots {
@@ -312,11 +319,19 @@ impl CameraManager {
         let sub_snapshots = sub
             .as_ref()
             .map(|s| (Snapshotter::new(s.clone(), SNAPSHOT_MAX_AGE), s.clone()));
+        // A controller's Active switch (B0) outlives a rebuild of the camera's runtime.
+        let previous = self.camera(&cam.id);
+        let was_active = |i: usize| {
+            previous
+                .as_ref()
+                .and_then(|p| p.slots.get(i))
+                .is_none_or(|s| s.is_active())
+        };
         let slots = placement
             .streams
             .iter()
             .enumerate()
-            .map(|(i, chars)| Slot::new(i, *chars))
+            .map(|(i, chars)| Slot::new(i, *chars, was_active(i)))
             .collect();
         let runtime = Arc::new(CameraRuntime {
             id: cam.id.clone(),

@@ -72,13 +72,30 @@ impl State {
 }
 
 impl Slot {
-    pub(crate) fn new(index: usize, chars: StreamChars) -> Self {
+    /// A free slot; `active` is the service's Active (`B0`) state (on for a new camera; a
+    /// rebuilt runtime keeps what controllers set on the one it replaces).
+    pub(crate) fn new(index: usize, chars: StreamChars, active: bool) -> Self {
         Self {
             index,
             chars,
             state: Mutex::new(State::Idle),
-            active: AtomicBool::new(true),
+            active: AtomicBool::new(active),
         }
+    }
+
+    /// Whether the stream service is switched on (Active, `B0`).
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Writes the slot's Active and Streaming Status into `server`'s database (notifying
+    /// subscribers of a change). A database that was rebuilt or carried over from another
+    /// runtime of the camera then says what this slot does.
+    pub(crate) fn publish(&self, server: &Inner) {
+        if let Some(active) = self.chars.active {
+            let _ = server.set_value(active, Value::Uint(u64::from(self.is_active())));
+        }
+        sync_status(server, self);
     }
 
     pub(crate) fn chars(&self) -> &StreamChars {

@@ -165,6 +165,8 @@ impl HapServer {
             verified: AtomicUsize::new(0),
             snapshots_served: AtomicU64::new(0),
         });
+        // A fresh database may serve a camera runtime that outlived its previous server.
+        inner.publish_cameras();
         Ok(Self {
             inner,
             tasks: Mutex::new(None),
@@ -284,6 +286,14 @@ impl Inner {
         self.config_number.load(Ordering::Relaxed)
     }
 
+    /// Writes each camera's stream service state (Active, Streaming Status) into the database.
+    pub(crate) fn publish_cameras(&self) {
+        let cameras = self.lock().cameras.cameras();
+        for cam in cameras {
+            cam.publish(self);
+        }
+    }
+
     /// Swaps in a rebuilt database (cameras added, changed or removed at run time) with its
     /// cameras' routes and its `c#`, and re-announces the TXT record when `c#` changed (HAP §6.5, §8.4). Values of
     /// characteristics present in both databases are carried over; open connections stay.
@@ -316,6 +326,9 @@ impl Inner {
             shared.db = db;
             shared.cameras = cameras;
         }
+        // The carried values are those of the runtimes before; a camera's runtime may be a new
+        // one (free slots): its stream services say what they do now.
+        self.publish_cameras();
         if self.config_number.swap(config_number, Ordering::Relaxed) != config_number {
             let announce = self
                 .announce

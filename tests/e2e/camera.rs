@@ -503,6 +503,96 @@ fn a_stream_service_switched_off_is_unavailable_and_refuses_sessions() {
     );
 }
 
+/// A camera change that rebuilds its media runtime (here `always_on`) keeps each stream
+/// service's Active switch, and the database says what the new runtime's slots do: switched
+/// off stays off (and on again works), endpoints set up on the old runtime are gone.
+#[test]
+fn a_camera_rebuilt_at_run_time_keeps_its_active_switch_and_reports_its_slots() {
+    let bridge = Bridge::start();
+    // A camera added at run time (cameras of the config file are edited in the file).
+    let (code, body) = bridge.api_post(
+        "/api/v1/homekit/cameras",
+        &json!({"id": "extra", "name": "Extra Camera", "source": "test-pattern"}).to_string(),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (mut c, _, _, _) = connect(&bridge, "Demo Camera");
+    let (_, db) = c.json("GET", "/accessories", None);
+    let aid = aid_named(&db, "Extra Camera").expect("the added camera");
+    let services = stream_services(&mut c, aid);
+    let (s0, s1) = (services[0], services[1]);
+    let set_active = |c: &mut Conn, on: u8| {
+        let (code, body) = c.json(
+            "PUT",
+            "/characteristics",
+            Some(&json!({"characteristics": [{"aid": aid, "iid": s1.active, "value": on}]})),
+        );
+        assert_eq!(code, 204, "{body}");
+    };
+    let rx = Receiver::start();
+    set_active(&mut c, 0);
+    assert!(wait_status(
+        &mut c,
+        &s1,
+        StreamingStatus::UNAVAILABLE,
+        Duration::from_secs(2)
+    ));
+    assert_eq!(
+        setup_endpoints(&mut c, &s0, [0x7; 16], rx.port).status,
+        SetupStatus::SUCCESS
+    );
+    assert!(wait_status(
+        &mut c,
+        &s0,
+        StreamingStatus::IN_USE,
+        Duration::from_secs(2)
+    ));
+
+    let (_, cam) = bridge.api_get("/api/v1/homekit/cameras/extra");
+    let always_on = cam["always_on"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("{cam}"));
+    let body = json!({"always_on": !always_on}).to_string();
+    let (code, reply) =
+        bridge.api_request("PUT", "/api/v1/homekit/cameras/extra", Some(&body), None);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&reply));
+
+    // The new runtime's slot 0 is free; slot 1 is still switched off.
+    assert!(
+        wait_status(
+            &mut c,
+            &s0,
+            StreamingStatus::AVAILABLE,
+            Duration::from_secs(2)
+        ),
+        "endpoints of the replaced runtime still reported: {}",
+        bridge.output()
+    );
+    assert_eq!(streaming_status(&mut c, &s1), StreamingStatus::UNAVAILABLE);
+    let id = format!("{aid}.{}", s1.active);
+    let (code, read) = c.json("GET", &format!("/characteristics?id={id}"), None);
+    assert_eq!(code, 200, "{read}");
+    assert_eq!(read["characteristics"][0]["value"], json!(0), "{read}");
+    assert_eq!(
+        setup_endpoints(&mut c, &s1, [0x8; 16], rx.port).status,
+        SetupStatus::BUSY
+    );
+    set_active(&mut c, 1);
+    assert!(
+        wait_status(
+            &mut c,
+            &s1,
+            StreamingStatus::AVAILABLE,
+            Duration::from_secs(2)
+        ),
+        "switched on again, still unavailable: {}",
+        bridge.output()
+    );
+    assert_eq!(
+        setup_endpoints(&mut c, &s1, [0x8; 16], rx.port).status,
+        SetupStatus::SUCCESS
+    );
+}
+
 #[test]
 fn a_controller_on_ipv6_gets_an_ipv6_endpoint_and_the_stream() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
