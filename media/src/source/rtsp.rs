@@ -74,7 +74,8 @@ impl fmt::Debug for RtspConfig {
 }
 
 /// Pulls from the camera for ever, reconnecting with backoff (0.5 s doubling to 8 s, reset after
-/// a session that delivered pictures). Ends only when the task is aborted.
+/// a session that delivered pictures). Ends when the task is aborted, or with state `Stopped`
+/// when the URL itself is unusable.
 pub(crate) async fn run(name: String, config: RtspConfig, sink: Arc<dyn FrameSink>) {
     let mut backoff = INITIAL_BACKOFF;
     let mut attempt: u32 = 0;
@@ -85,6 +86,12 @@ pub(crate) async fn run(name: String, config: RtspConfig, sink: Arc<dyn FrameSin
             Ok(never) => match never {},
             Err(e) => e,
         };
+        if error.kind() == ErrorKind::Config {
+            // A URL that cannot work (scheme, syntax) does not get better by retrying.
+            tracing::error!(camera = %name, error = %error, "RTSP source unusable; stopped");
+            sink.set_state(SourceState::Stopped, Some(error));
+            return;
+        }
         if delivered {
             backoff = INITIAL_BACKOFF;
             attempt = 0;
@@ -155,8 +162,11 @@ async fn play(
         "RTSP playing");
 
     let mut parameter_sets: Option<Arc<ParameterSets>> = None;
+    // Only a picture moves the stall deadline: a camera whose encoder froze may still send
+    // RTCP sender reports, which retina yields as items too.
+    let mut stall_at = tokio::time::Instant::now() + config.stall_timeout;
     loop {
-        let item = tokio::time::timeout(config.stall_timeout, demuxed.next())
+        let item = tokio::time::timeout_at(stall_at, demuxed.next())
             .await
             .map_err(|_| {
                 err(
@@ -179,6 +189,7 @@ async fn play(
                 sink.set_state(SourceState::Streaming, None);
             }
             sink.publish(au);
+            stall_at = tokio::time::Instant::now() + config.stall_timeout;
         }
     }
 }

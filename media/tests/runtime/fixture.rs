@@ -96,6 +96,12 @@ impl RtspServer {
         self.url.replace("/main", "/sub")
     }
 
+    /// The 640x360 stream whose pictures stop 3 s into each session while the session (RTCP
+    /// reports included) goes on.
+    pub(crate) fn stalls_url(&self) -> String {
+        self.url.replace("/main", "/stalls")
+    }
+
     /// The 1280x720 stream with two B-frames between reference pictures.
     pub(crate) fn bframes_url(&self) -> String {
         self.url.replace("/main", "/bframes")

@@ -194,3 +194,47 @@ async fn hub_detects_a_stalled_camera_and_recovers() {
         .unwrap();
     assert!(first.is_idr, "resumes at an IDR");
 }
+
+/// A camera whose pictures stop while its session goes on (RTCP sender and receiver reports
+/// keep coming, as from a camera whose encoder froze) is stalled too: only pictures count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_detects_pictures_stopping_while_rtcp_goes_on() {
+    let server = RtspServer::start();
+    let mut config = RtspConfig::new(server.stalls_url());
+    config.transport = RtspTransport::Tcp;
+    // Longer than the gaps between the server's RTCP reports (5 s, randomised by ±50%), so
+    // reports alone would keep a stall hidden.
+    config.stall_timeout = Duration::from_secs(8);
+    let hub = Hub::new(HubConfig {
+        name: "stalls".into(),
+        source: SourceConfig::Rtsp(config),
+        mode: ConnectMode::AlwaysOn,
+        size_hint: None,
+    })
+    .unwrap();
+    let mut sub = hub.subscribe().unwrap();
+    bounded("first picture", Duration::from_secs(30), sub.recv())
+        .await
+        .unwrap();
+    let mut status = hub.watch_status();
+    // Pictures stop 3 s into the session; the stall shows 8 s after the last one.
+    bounded(
+        "stall detected",
+        Duration::from_secs(25),
+        status.wait_for(|s| matches!(s.state, SourceState::Reconnecting { .. })),
+    )
+    .await
+    .unwrap();
+    let error = hub.status().last_error.unwrap();
+    assert_eq!(error.kind(), media::ErrorKind::Stalled, "{error}");
+    // A new session starts pictures again, at an IDR.
+    while sub.try_recv().is_some() {}
+    let first = bounded(
+        "picture after reconnect",
+        Duration::from_secs(30),
+        sub.recv(),
+    )
+    .await
+    .unwrap();
+    assert!(first.is_idr, "resumes at an IDR");
+}
