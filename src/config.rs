@@ -172,7 +172,7 @@ impl Default for Timings {
 pub(crate) enum Source {
     /// The built-in test pattern (`test-pattern`).
     TestPattern,
-    /// An RTSP (or RTSPS) URL; checked by [`Config::validate`].
+    /// An RTSP URL; checked by [`Config::validate`].
     Rtsp(RtspUrl),
 }
 
@@ -500,21 +500,38 @@ fn check_camera_id(field: &str, id: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_source(field: &str, source: &Source) -> Result<(), ConfigError> {
+pub(crate) fn check_source(field: &str, source: &Source) -> Result<(), ConfigError> {
     let Source::Rtsp(url) = source else {
         return Ok(());
     };
     let raw = url.expose();
-    let rest = raw
-        .strip_prefix("rtsp://")
-        .or_else(|| raw.strip_prefix("rtsps://"))
-        .ok_or_else(|| {
-            invalid(
-                field,
-                format!("{} is neither an rtsp:// URL nor {TEST_PATTERN:?}", url),
-            )
-        })?;
+    if raw.starts_with("rtsps://") {
+        // retina (the RTSP client) speaks RTSP over TCP and UDP, not over TLS.
+        return Err(invalid(
+            field,
+            format!(
+                "{url}: rtsps:// (RTSP over TLS) is not supported; use the camera's rtsp:// URL"
+            ),
+        ));
+    }
+    let rest = raw.strip_prefix("rtsp://").ok_or_else(|| {
+        invalid(
+            field,
+            format!("{} is neither an rtsp:// URL nor {TEST_PATTERN:?}", url),
+        )
+    })?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if !authority.contains('@') && rest.contains('@') {
+        // `user:pass#word@host`: the URL ends its host part at the `#` (or `?`, `/`), so the
+        // password would be taken for a host and port, and shown in logs as one.
+        return Err(invalid(
+            field,
+            format!(
+                "{url}: the part before '@' is not a user:password (percent-encode '/', '?', \
+                 '#' and '@' in them: %2F, %3F, %23, %40)"
+            ),
+        ));
+    }
     let host = authority
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);

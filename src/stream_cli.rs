@@ -41,10 +41,9 @@ async fn stream(args: &StreamArgs) -> anyhow::Result<()> {
             keyframe_interval: 60,
         })
     } else {
-        anyhow::ensure!(
-            args.rtsp.starts_with("rtsp://"),
-            "--rtsp: expected rtsp://... or test-pattern"
-        );
+        // The config file's checks (scheme, host, credentials that parse as such).
+        let checked = crate::config::Source::from(args.rtsp.clone());
+        crate::config::check_source("--rtsp", &checked).map_err(|e| anyhow::anyhow!("{e}"))?;
         SourceConfig::Rtsp(RtspConfig::new(args.rtsp.clone()))
     };
     let hub = Hub::new(HubConfig {

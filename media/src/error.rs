@@ -155,14 +155,22 @@ struct ErrorInt {
 /// Returns `url` with any `user:password@` part removed, for logs and errors. A string that does
 /// not parse as a URL is cut at its last `@` after the scheme, so a password cannot leak through
 /// a malformed URL either.
+///
+/// An `@` that the URL parser does not take as the end of credentials is cut at too: in
+/// `rtsp://user:12#34@host` the `#` ends the host part, so `user:12` parses as host and port and
+/// the password would otherwise be shown.
 pub fn redact_url(url: &str) -> String {
     if let Ok(mut parsed) = url::Url::parse(url) {
-        if parsed.password().is_some() || !parsed.username().is_empty() {
+        let has_credentials = parsed.password().is_some() || !parsed.username().is_empty();
+        if has_credentials {
             // Both fail only for URLs that cannot have credentials (cannot-be-a-base).
             let _ = parsed.set_password(None);
             let _ = parsed.set_username("");
         }
-        return parsed.to_string();
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        if has_credentials || !url[after_scheme..].contains('@') {
+            return parsed.to_string();
+        }
     }
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
@@ -182,6 +190,15 @@ mod tests {
         let url = "rtsp://admin:s3cret@192.0.2.7:554/stream1";
         assert_eq!(redact_url(url), "rtsp://192.0.2.7:554/stream1");
         assert_eq!(redact_url("rtsp://a:b@c@[bad"), "rtsp://[bad");
+        // A `#` in the password: the parser sees host `admin`, port 1234 and no credentials.
+        assert_eq!(
+            redact_url("rtsp://admin:1234#5@192.0.2.7/s"),
+            "rtsp://192.0.2.7/s"
+        );
+        assert_eq!(
+            redact_url("rtsp://admin:12/34@192.0.2.7/s"),
+            "rtsp://192.0.2.7/s"
+        );
         let e = Error::new(ErrorKind::Connect, "porch")
             .with_url(url)
             .with_detail(format!("401 for {url}"), Some("s3cret"));

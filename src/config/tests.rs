@@ -182,6 +182,14 @@ fn every_validation_error_names_its_field() {
             "cameras[0].source: rtsp://u:***@/x has no host",
         ),
         (
+            cam("a").replace("test-pattern", "rtsps://u:p@h/x"),
+            "cameras[0].source: rtsps://u:***@h/x: rtsps:// (RTSP over TLS) is not supported",
+        ),
+        (
+            cam("a").replace("test-pattern", "rtsp://admin:1234#5@192.0.2.7/s"),
+            "cameras[0].source: rtsp://***@192.0.2.7/s: the part before '@' is not a user:password",
+        ),
+        (
             cam("a").replace("test-pattern", "rtsp://h/a b"),
             "cameras[0].source: rtsp://h/a b contains whitespace",
         ),
