@@ -130,7 +130,8 @@ impl Hub {
             }
             {
                 let mut q = queue.lock();
-                if !inner.gop.is_empty() && inner.gop.len() <= QUEUE_CAPACITY {
+                // Strictly fewer: a full queue would drop its backlog at the next push.
+                if !inner.gop.is_empty() && inner.gop.len() < QUEUE_CAPACITY {
                     q.frames.extend(inner.gop.iter().cloned());
                     q.started = true;
                 } else {
@@ -440,8 +441,13 @@ impl Shared {
             state,
             SourceState::Reconnecting { .. } | SourceState::Stopped
         ) {
-            // The next session starts on a fresh IDR; old pictures cannot be continued.
+            // The next session starts on a fresh IDR; old pictures cannot be continued, by the
+            // GOP kept for new consumers nor in the queues of those watching (a camera may
+            // start the new session mid-GOP, with pictures that refer to ones never sent).
             inner.gop.clear();
+            for queue in inner.consumers.iter().filter_map(Weak::upgrade) {
+                queue.restart_at_idr();
+            }
         }
         if state == SourceState::Stopped {
             inner.source = None;
@@ -543,6 +549,11 @@ impl ConsumerQueue {
         drop(q);
         self.notify.notify_one();
         self.condvar.notify_one();
+    }
+
+    /// Takes no more pictures until the next IDR (the pictures queued stay).
+    fn restart_at_idr(&self) {
+        self.lock().waiting_for_idr = true;
     }
 
     fn close(&self) {

@@ -295,7 +295,7 @@ pub async fn start(
         stats: stats.clone(),
         rtcp: RtcpStats::new(),
         started,
-        first_timestamp: None,
+        clock: RtpClock::default(),
         suspended: false,
         packets: Vec::new(),
     };
@@ -318,7 +318,7 @@ struct Sender {
     stats: Arc<Mutex<LiveStats>>,
     rtcp: RtcpStats,
     started: Instant,
-    first_timestamp: Option<u64>,
+    clock: RtpClock,
     suspended: bool,
     packets: Vec<Bytes>,
 }
@@ -423,9 +423,8 @@ impl Sender {
         if self.suspended {
             return Ok(());
         }
-        let first = *self.first_timestamp.get_or_insert(au.timestamp_90k);
         // RTP time relative to the stream start (the packetizer adds its random offset).
-        let ts = au.timestamp_90k.wrapping_sub(first) as u32;
+        let ts = self.clock.rtp_time(au.timestamp_90k, self.params.fps) as u32;
         if let Some(ps) = &au.parameter_sets {
             self.packetizer
                 .set_parameter_sets(ps.sps.clone(), ps.pps.clone());
@@ -575,3 +574,74 @@ const MIN_RTCP_INTERVAL: Duration = Duration::from_millis(100);
 const RTCP_BUFFER: usize = 2048;
 /// RTCP SDES CNAME of our streams.
 const CNAME: &str = "hap-bridge";
+
+/// A backward step of the source clock larger than B-frame reordering explains (1 s): a new
+/// source session.
+const MAX_BACKWARD_90K: u64 = 90_000;
+/// A forward leap of the source clock that is a new session rather than lost pictures (10 s).
+const MAX_FORWARD_90K: u64 = 10 * 90_000;
+
+/// Source timestamps (90 kHz) to the stream's RTP time, continuous across source sessions: a
+/// camera that reconnects (or a feed that is reopened) restarts its clock, while a stream's
+/// RTP timestamps advance with its sampling instants (RFC 3550 §5.1). On such a restart the
+/// RTP time carries on one frame interval after the last picture sent.
+#[derive(Debug, Default)]
+struct RtpClock {
+    /// (source time, RTP time) of the picture the current mapping started at.
+    base: Option<(u64, u64)>,
+    /// Source and RTP time of the latest picture (the highest, with reordering).
+    last: (u64, u64),
+}
+
+impl RtpClock {
+    fn rtp_time(&mut self, source: u64, fps: u32) -> u64 {
+        let (last_in, last_out) = self.last;
+        let (base_in, base_out) = match self.base {
+            Some(b)
+                if source + MAX_BACKWARD_90K >= last_in && source <= last_in + MAX_FORWARD_90K =>
+            {
+                b
+            }
+            Some(_) => {
+                let step = 90_000 / u64::from(fps.max(1));
+                let rebased = (source, last_out + step);
+                self.base = Some(rebased);
+                self.last = rebased;
+                rebased
+            }
+            None => {
+                self.base = Some((source, 0));
+                (source, 0)
+            }
+        };
+        // Reordered pictures may come before the base picture: saturate, never wrap.
+        let out = (base_out + source).saturating_sub(base_in);
+        if source >= self.last.0 {
+            self.last = (source, out);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn rtp_time_follows_the_source_and_carries_on_across_a_restart() {
+        let mut c = RtpClock::default();
+        assert_eq!(c.rtp_time(500_000, 30), 0);
+        assert_eq!(c.rtp_time(503_000, 30), 3_000);
+        // B-frame order: a picture shown before the last one.
+        assert_eq!(c.rtp_time(509_000, 30), 9_000);
+        assert_eq!(c.rtp_time(506_000, 30), 6_000);
+        // The camera reconnected: its clock starts again near 0; RTP time goes on.
+        assert_eq!(c.rtp_time(0, 30), 12_000);
+        assert_eq!(c.rtp_time(3_000, 30), 15_000);
+        // A leap of more than 10 s forward is a restart too.
+        assert_eq!(c.rtp_time(3_000 + 20 * 90_000, 15), 21_000);
+        assert_eq!(c.rtp_time(3_000 + 20 * 90_000 + 6_000, 15), 27_000);
+        // Lost pictures (a 2 s gap) keep the mapping.
+        assert_eq!(c.rtp_time(3_000 + 22 * 90_000 + 6_000, 15), 207_000);
+    }
+}
