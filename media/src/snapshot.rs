@@ -203,6 +203,8 @@ impl Tracker {
             }
         };
         let mut synced = false;
+        // From the start: the prebuffered GOP is decoded at full speed first.
+        let mut kept_at = Instant::now();
         loop {
             let idle = self
                 .last_request
@@ -222,8 +224,13 @@ impl Tracker {
             }
             synced = true;
             match decoder.decode(&au) {
-                // Copy only the newest picture: older ones are just references.
-                Ok(Some(picture)) if sub.pending() == 0 => {
+                // Copy only the newest picture: older ones are just references. Unless none
+                // was kept for a while: on a machine that decodes slower than the source runs,
+                // a newer picture is always waiting.
+                Ok(Some(picture))
+                    if sub.pending() == 0 || kept_at.elapsed() >= KEEP_AT_LEAST_EVERY =>
+                {
+                    kept_at = Instant::now();
                     let planar = PlanarRef::from_yuv(&picture.yuv);
                     let mut i420 = Vec::with_capacity(planar.y.len() * 3 / 2);
                     let (w, h) = (planar.width as usize, planar.height as usize);
@@ -458,6 +465,9 @@ pub const DECODE_BUDGET: Duration = Duration::from_millis(60);
 pub const TRACK_FOR: Duration = Duration::from_secs(30);
 /// A tracked picture older than this is not used (the source may have stalled).
 const CURRENT: Duration = Duration::from_secs(2);
+/// The tracker keeps a picture at least this often even while newer ones wait (a machine that
+/// decodes slower than the source runs always has newer ones waiting).
+const KEEP_AT_LEAST_EVERY: Duration = Duration::from_millis(500);
 /// How long a snapshot of a cold hub waits for its first keyframe.
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 /// JPEG quality (1-100).

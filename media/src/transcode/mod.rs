@@ -258,6 +258,8 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
     let mut cap = RateCap::new(params.fps);
     let mut synced = false;
     let mut told_reorder = false;
+    let began = Instant::now();
+    let mut last_output: Option<Instant> = None;
     while !shared.stop.load(Ordering::Acquire) {
         if decoder.reorders() && !told_reorder {
             tracing::info!(camera = %name, "the source has B-slices: transcoding in display order");
@@ -290,7 +292,10 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
         let Some(picture) = decoded else { continue };
         let stamp = picture.stamp;
         // Catch-up: a newer picture is already waiting, so this one is only a reference.
-        if input.pending() > 0 {
+        // Unless the output has waited too long: on a machine that decodes slower than the
+        // source runs, a newer picture is always waiting.
+        let since_output = last_output.unwrap_or(began).elapsed();
+        if input.pending() > 0 && since_output < catch_up_limit(last_output.is_some()) {
             shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
@@ -347,6 +352,7 @@ fn worker(mut input: Subscription, params: TranscodeParams, shared: &TranscodeSh
             .encode_us
             .fetch_add(us(scaled_at.elapsed()), Ordering::Relaxed);
         stats.encoded.fetch_add(1, Ordering::Relaxed);
+        last_output = Some(Instant::now());
         if shared.push(out) {
             enc.force_intra_frame();
         }
@@ -509,6 +515,22 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const OUTPUT_CAPACITY: usize = 8;
 /// Largest accepted width or height.
 const MAX_DIMENSION: u32 = 4096;
+/// Longest a new transcoder skips pictures to catch up with the prebuffered GOP (decoded at
+/// full speed to encode only the newest picture) before it encodes one anyway.
+const CATCH_UP_START: Duration = Duration::from_secs(1);
+/// Longest the output waits on catch-up skips once it runs: a machine too slow for the source
+/// still gets a few pictures a second rather than none.
+const CATCH_UP_LIVE: Duration = Duration::from_millis(250);
+
+/// How long pictures may be skipped for catch-up since the last output (or the start).
+fn catch_up_limit(started: bool) -> Duration {
+    if started {
+        CATCH_UP_LIVE
+    } else {
+        CATCH_UP_START
+    }
+}
+
 /// A source timestamp jump larger than this (5 s) resets the frame-rate cap.
 const MAX_TS_JUMP_90K: u64 = 5 * 90_000;
 
