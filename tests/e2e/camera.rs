@@ -40,6 +40,20 @@ fn connect(
     (c, me, acc, aid)
 }
 
+/// Adds the test-pattern camera `extra` ("Extra Camera") through the admin API, pairs, and
+/// returns a verified connection with the aids of the demo camera and of the added one.
+fn connect_with_extra_camera(bridge: &Bridge) -> (Conn, u64, u64) {
+    let (code, body) = bridge.api_post(
+        "/api/v1/homekit/cameras",
+        &json!({"id": "extra", "name": "Extra Camera", "source": "test-pattern"}).to_string(),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (mut c, _, _, demo) = connect(bridge, "Demo Camera");
+    let (_, db) = c.json("GET", "/accessories", None);
+    let extra = aid_named(&db, "Extra Camera").expect("the added camera");
+    (c, demo, extra)
+}
+
 fn wait_status(
     c: &mut Conn,
     s: &crate::camera_util::StreamService,
@@ -510,14 +524,7 @@ fn a_stream_service_switched_off_is_unavailable_and_refuses_sessions() {
 fn a_camera_rebuilt_at_run_time_keeps_its_active_switch_and_reports_its_slots() {
     let bridge = Bridge::start();
     // A camera added at run time (cameras of the config file are edited in the file).
-    let (code, body) = bridge.api_post(
-        "/api/v1/homekit/cameras",
-        &json!({"id": "extra", "name": "Extra Camera", "source": "test-pattern"}).to_string(),
-    );
-    assert_eq!(code, 201, "{body}");
-    let (mut c, _, _, _) = connect(&bridge, "Demo Camera");
-    let (_, db) = c.json("GET", "/accessories", None);
-    let aid = aid_named(&db, "Extra Camera").expect("the added camera");
+    let (mut c, _, aid) = connect_with_extra_camera(&bridge);
     let services = stream_services(&mut c, aid);
     let (s0, s1) = (services[0], services[1]);
     let set_active = |c: &mut Conn, on: u8| {
@@ -632,14 +639,7 @@ fn a_controller_on_ipv6_gets_an_ipv6_endpoint_and_the_stream() {
 #[test]
 fn the_admin_api_stops_a_stream_and_removing_a_camera_ends_its_streams() {
     let bridge = Bridge::start();
-    let (code, body) = bridge.api_post(
-        "/api/v1/homekit/cameras",
-        &json!({"id": "extra", "name": "Extra Camera", "source": "test-pattern"}).to_string(),
-    );
-    assert_eq!(code, 201, "{body}");
-    let (mut c, _, _, demo) = connect(&bridge, "Demo Camera");
-    let (_, db) = c.json("GET", "/accessories", None);
-    let extra = aid_named(&db, "Extra Camera").expect("the added camera");
+    let (mut c, demo, extra) = connect_with_extra_camera(&bridge);
     let on_demo = stream_services(&mut c, demo)[0];
     let on_extra = stream_services(&mut c, extra)[0];
     let mut start = |s: &crate::camera_util::StreamService, session: [u8; 16]| {
