@@ -6,11 +6,12 @@
 //! every log line and error shows the URL without them.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 use retina::client::{
     Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
     Transport, UdpTransportOptions,
@@ -82,9 +83,17 @@ pub(crate) async fn run(name: String, config: RtspConfig, sink: Arc<dyn FrameSin
     sink.set_state(SourceState::Connecting, None);
     loop {
         let mut delivered = false;
-        let error = match play(&name, &config, &*sink, &mut delivered).await {
-            Ok(never) => match never {},
-            Err(e) => e,
+        // A panic in the RTSP client (on input it did not expect) ends this session like a
+        // failure, not the source for good with the hub still reporting it streaming.
+        let played = AssertUnwindSafe(play(&name, &config, &*sink, &mut delivered))
+            .catch_unwind()
+            .await;
+        let error = match played {
+            Ok(Ok(never)) => match never {},
+            Ok(Err(e)) => e,
+            Err(_) => Error::new(ErrorKind::Stream, &name)
+                .with_url(&config.url)
+                .with_detail("the RTSP client panicked", None),
         };
         if error.kind() == ErrorKind::Config {
             // A URL that cannot work (scheme, syntax) does not get better by retrying.
