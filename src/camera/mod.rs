@@ -200,6 +200,11 @@ impl CameraRuntime {
         Ok(shot.jpeg.to_vec())
     }
 
+    /// The accessory id of the camera in its server's database.
+    pub(crate) fn aid(&self) -> u64 {
+        self.placement.aid
+    }
+
     /// Writes every stream service's Active and Streaming Status into `server`'s database.
     pub(crate) fn publish(&self, server: &Inner) {
         for slot in &self.slots {

@@ -95,7 +95,7 @@ impl Slot {
         if let Some(active) = self.chars.active {
             let _ = server.set_value(active, Value::Uint(u64::from(self.is_active())));
         }
-        sync_status(server, self);
+        write_status(server, self);
     }
 
     pub(crate) fn chars(&self) -> &StreamChars {
@@ -346,7 +346,7 @@ impl Slot {
         if mine {
             tracing::info!(camera = %cam.id, slot = self.index, conn, "HAP connection closed: ending its stream");
             self.stop("HAP connection closed");
-            sync_status(server, self);
+            sync_status(server, cam, self);
         }
     }
 
@@ -361,7 +361,7 @@ impl Slot {
             if let (Some(cam), Some(server)) = (cam.upgrade(), server.upgrade())
                 && let Some(slot) = cam.slots.get(index)
             {
-                sync_status(&server, slot);
+                sync_status(&server, &cam, slot);
             }
         });
     }
@@ -388,7 +388,7 @@ impl Slot {
             };
             if expired {
                 tracing::info!(camera = %cam.id, slot = index, "stream endpoints expired without a Start");
-                sync_status(&server, slot);
+                sync_status(&server, &cam, slot);
             }
         });
     }
@@ -417,8 +417,17 @@ fn send(state: &State, control: Control) -> Result<(), HapStatus> {
     }
 }
 
+/// Sets Streaming Status from the slot's state, unless `cam` is no longer the runtime `server`
+/// serves for that accessory (a task of a replaced runtime ending late must not overwrite what
+/// the new runtime's slot says).
+fn sync_status(server: &Inner, cam: &Arc<CameraRuntime>, slot: &Slot) {
+    if server.serves(cam) {
+        write_status(server, slot);
+    }
+}
+
 /// Sets Streaming Status from the slot's state (notifying subscribers on a change).
-fn sync_status(server: &Inner, slot: &Slot) {
+fn write_status(server: &Inner, slot: &Slot) {
     let status = if !slot.active.load(Ordering::Relaxed) {
         StreamingStatus::UNAVAILABLE
     } else if slot.in_use() {
@@ -470,7 +479,7 @@ impl StreamTask {
         if let Some(slot) = self.cam.slots.get(self.slot) {
             slot.finished(self.stream_id);
             if let Some(server) = self.server.upgrade() {
-                sync_status(&server, slot);
+                sync_status(&server, &self.cam, slot);
             }
         }
     }

@@ -286,6 +286,14 @@ impl Inner {
         self.config_number.load(Ordering::Relaxed)
     }
 
+    /// Whether `cam` is the runtime this server routes its accessory to.
+    pub(crate) fn serves(&self, cam: &Arc<crate::camera::CameraRuntime>) -> bool {
+        self.lock()
+            .cameras
+            .camera(cam.aid())
+            .is_some_and(|current| Arc::ptr_eq(current, cam))
+    }
+
     /// Writes each camera's stream service state (Active, Streaming Status) into the database.
     pub(crate) fn publish_cameras(&self) {
         let cameras = self.lock().cameras.cameras();
