@@ -401,8 +401,22 @@ impl Connection {
                 if let Some(verified) = reply.established {
                     let controller = verified.controller.clone();
                     cx.gate.connection_closed(self.id);
+                    let mut session = Session::accessory(verified.keys);
+                    // Bytes that came after M3 in the same read are frames of the new session,
+                    // never plaintext requests (HAP §3): decrypt them or end the connection.
+                    let after_m3 = self.parser.take_buffered();
+                    if !after_m3.is_empty() {
+                        session.feed(&after_m3);
+                        let mut plain = Vec::new();
+                        if let Err(e) = session.open_available(&mut plain) {
+                            self.closing = Some(CloseReason::Protocol(e));
+                            self.out.clear();
+                            return;
+                        }
+                        self.parser.push(&plain);
+                    }
                     self.phase = Phase::Encrypted {
-                        session: Session::accessory(verified.keys),
+                        session,
                         controller: controller.clone(),
                     };
                     self.events

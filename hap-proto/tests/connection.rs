@@ -425,3 +425,109 @@ fn snapshot_request_waits_for_the_caller() {
     let next = c.http.poll_message().unwrap().unwrap();
     assert_eq!(next.status, 200);
 }
+
+/// Pair-verify up to M3 on a fresh connection: returns M3's HTTP bytes and the controller's
+/// session keys (its M4 check only reads the state byte, so a bare M4 TLV yields them).
+fn verify_until_m3(
+    server: &mut Server,
+    c: &mut Controller,
+    conn: &mut Connection,
+    acc: &PairedAccessory,
+) -> (Vec<u8>, hap_proto::controller::verify::ControllerVerified) {
+    let tlv = Some("application/pairing+tlv8");
+    let (expect_m2, m1) = ControllerVerify::start(&mut c.rng);
+    let (m2, _) = c.call(server, conn, "POST", "/pair-verify", tlv, &m1);
+    let device_id = acc.device_id.to_string();
+    let creds = ControllerCredentials {
+        pairing_id: CONTROLLER_ID,
+        signing_key: &c.key,
+        accessory_pairing_id: device_id.as_bytes(),
+        accessory_ltpk: acc.public_key,
+    };
+    let (expect_m4, m3) = expect_m2.handle(&m2.body, &creds).unwrap();
+    let mut wire = Vec::new();
+    c.http
+        .request("POST", "/pair-verify", tlv, &m3, &mut wire)
+        .unwrap();
+    // kTLVType_State (6) = M4 (4).
+    let verified = expect_m4.handle(&[0x06, 0x01, 0x04]).unwrap();
+    (wire, verified)
+}
+
+#[test]
+fn plaintext_after_verify_m3_is_never_a_request() {
+    let mut server = Server::new(7);
+    let mut c = Controller::new(7);
+    let mut conn = Connection::new(ConnectionId(1));
+    let acc = c.pair(&mut server, &mut conn);
+    let mut conn = Connection::new(ConnectionId(2));
+    c.http = ClientConnection::new();
+    let (mut wire, _) = verify_until_m3(&mut server, &mut c, &mut conn, &acc);
+    // Someone on the path appends a plaintext AddPairing (admin) to M3.
+    let intruder = SigningKey::from_bytes(&[0x42; 32]);
+    let body = hap_proto::controller::verify::add_pairing_request(
+        b"intruder",
+        intruder.verifying_key().as_bytes(),
+        hap_proto::pairing::Permissions::Admin,
+    );
+    c.http
+        .request(
+            "POST",
+            "/pairings",
+            Some("application/pairing+tlv8"),
+            &body,
+            &mut wire,
+        )
+        .unwrap();
+    let (out, _) = server.input(&mut conn, &wire);
+    assert!(matches!(conn.closing(), Some(CloseReason::Protocol(_))));
+    assert!(out.is_empty(), "nothing is answered on a broken session");
+    let ids: Vec<_> = server.store.pairings().into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, vec![PairingId(CONTROLLER_ID.to_vec())]);
+}
+
+#[test]
+fn encrypted_request_in_the_same_read_as_verify_m3_is_answered() {
+    let mut server = Server::new(8);
+    let mut c = Controller::new(8);
+    let mut conn = Connection::new(ConnectionId(1));
+    let acc = c.pair(&mut server, &mut conn);
+    let mut conn = Connection::new(ConnectionId(2));
+    c.http = ClientConnection::new();
+    let (mut wire, verified) = verify_until_m3(&mut server, &mut c, &mut conn, &acc);
+    let mut session = ClientConnection::new();
+    session.start_session(verified.keys);
+    session
+        .request("GET", "/accessories", None, b"", &mut wire)
+        .unwrap();
+    let (out, events) = server.input(&mut conn, &wire);
+    assert!(matches!(
+        events.as_slice(),
+        [ConnectionEvent::Verified { .. }]
+    ));
+    // M4 in plaintext, then the encrypted answer.
+    let m4_len = plaintext_response_len(&out);
+    c.http.feed(&out[..m4_len]).unwrap();
+    assert_eq!(c.http.poll_message().unwrap().unwrap().status, 200);
+    session.feed(&out[m4_len..]).unwrap();
+    let msg = session
+        .poll_message()
+        .unwrap()
+        .expect("the encrypted answer");
+    assert_eq!(msg.status, 200);
+    assert!(json(&msg)["accessories"].is_array());
+}
+
+/// The length of the plaintext HTTP response at the start of `out` (head + Content-Length).
+fn plaintext_response_len(out: &[u8]) -> usize {
+    let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = std::str::from_utf8(&out[..head_end]).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    head_end + len
+}

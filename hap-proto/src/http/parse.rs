@@ -155,6 +155,19 @@ impl RequestParser {
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }
+
+    /// Removes and returns the buffered bytes not yet returned as a request (when the bytes
+    /// after a request must be read another way, e.g. decrypted once pair-verify has ended).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Appends `bytes` without parsing them; [`Self::poll`] returns the next request.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.failed.is_none() {
+            self.buf.extend_from_slice(bytes);
+        }
+    }
 }
 
 /// Parses one request from the start of `buf`: `Ok(None)` if incomplete, else the request and
