@@ -22,27 +22,55 @@ use crate::camera::{RequestOrigin, Routes};
 pub(super) async fn run(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr, id: u64) {
     tracing::debug!(server = %inner.name, %peer, conn = id, "connection opened");
     let local = socket.local_addr().unwrap_or_else(|_| inner.local_addr);
+    // Releases what the connection holds when it ends, also when shutdown aborts its task (a
+    // snapshot or a peer that does not read can outlast the shutdown grace).
+    let mut closed = Closed {
+        inner: Arc::clone(&inner),
+        peer,
+        id,
+        verified: false,
+        reason: "aborted",
+    };
     let origin = RequestOrigin {
         server: &inner,
         conn: id,
         local,
         peer,
     };
-    let reason = serve(&origin, socket).await;
-    let cameras = {
-        let mut shared = inner.lock();
-        shared.gate.connection_closed(ConnectionId(id));
-        shared.cameras.cameras()
-    };
-    // Streams set up over this connection end with it (HAP §7.1 step 4).
-    for cam in cameras {
-        cam.connection_closed(id, &inner);
-    }
-    inner.connections.fetch_sub(1, Ordering::Relaxed);
-    tracing::debug!(server = %inner.key.as_db(), %peer, conn = id, reason, "connection closed");
+    closed.reason = serve(&origin, socket, &mut closed.verified).await;
 }
 
-async fn serve(origin: &RequestOrigin<'_>, socket: TcpStream) -> &'static str {
+/// A connection's cleanup, run on drop.
+struct Closed {
+    inner: Arc<Inner>,
+    peer: SocketAddr,
+    id: u64,
+    /// Counted in `inner.verified`.
+    verified: bool,
+    reason: &'static str,
+}
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        let (inner, id) = (&self.inner, self.id);
+        let cameras = {
+            let mut shared = inner.lock();
+            shared.gate.connection_closed(ConnectionId(id));
+            shared.cameras.cameras()
+        };
+        // Streams set up over this connection end with it (HAP §7.1 step 4).
+        for cam in cameras {
+            cam.connection_closed(id, inner);
+        }
+        if self.verified {
+            inner.verified.fetch_sub(1, Ordering::Relaxed);
+        }
+        inner.connections.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(server = %inner.key.as_db(), peer = %self.peer, conn = id, reason = self.reason, "connection closed");
+    }
+}
+
+async fn serve(origin: &RequestOrigin<'_>, socket: TcpStream, verified: &mut bool) -> &'static str {
     let (inner, peer, id) = (origin.server, origin.peer, origin.conn);
     let mut conn = Connection::new(ConnectionId(id));
     let mut changes = inner.changes.subscribe();
@@ -50,7 +78,6 @@ async fn serve(origin: &RequestOrigin<'_>, socket: TcpStream) -> &'static str {
     let (mut rd, mut wr) = socket.into_split();
     let mut buf = vec![0u8; READ_BUFFER];
     let mut last_input = Instant::now();
-    let mut verified = false;
     let reason = loop {
         let wake = conn.poll_timeout();
         let idle_deadline = (!conn.is_encrypted()).then(|| last_input + PLAINTEXT_IDLE);
@@ -74,15 +101,8 @@ async fn serve(origin: &RequestOrigin<'_>, socket: TcpStream) -> &'static str {
                         break "session error";
                     }
                 };
-                if !flush(&mut conn, &mut wr).await {
-                    break "write failed";
-                }
-                for event in events {
-                    if let ConnectionEvent::Snapshot(request) = event {
-                        snapshot(origin, &mut conn, request).await;
-                    } else {
-                        handle_event(inner, event, peer, id, &mut verified);
-                    }
+                if let Err(reason) = answer(origin, &mut conn, &mut wr, events, verified).await {
+                    break reason;
                 }
             }
             change = changes.recv() => match change {
@@ -115,12 +135,44 @@ async fn serve(origin: &RequestOrigin<'_>, socket: TcpStream) -> &'static str {
             break "closed by protocol";
         }
     };
-    if verified {
-        inner.verified.fetch_sub(1, Ordering::Relaxed);
-    }
     let _ = flush(&mut conn, &mut wr).await;
     let _ = wr.shutdown().await;
     reason
+}
+
+/// Writes what the connection transmits and acts on its events. A snapshot's answer lets the
+/// requests queued behind it run; their events are handled in turn.
+async fn answer(
+    origin: &RequestOrigin<'_>,
+    conn: &mut Connection,
+    wr: &mut OwnedWriteHalf,
+    mut events: Vec<ConnectionEvent>,
+    verified: &mut bool,
+) -> Result<(), &'static str> {
+    let (inner, peer, id) = (origin.server, origin.peer, origin.conn);
+    loop {
+        let flushed = flush(conn, wr).await;
+        for event in events {
+            match event {
+                ConnectionEvent::Snapshot(request) => {
+                    if flushed {
+                        snapshot(origin, conn, request).await;
+                    }
+                }
+                // Acted on even when the reply could not be written: the store and the
+                // database have changed, so the removed controllers' sessions still close
+                // (HAP §2.8 in our reference) and subscribers still hear of the writes.
+                event => handle_event(inner, event, peer, id, verified),
+            }
+        }
+        if !flushed {
+            return Err("write failed");
+        }
+        events = std::iter::from_fn(|| conn.poll_event()).collect();
+        if events.is_empty() {
+            return Ok(());
+        }
+    }
 }
 
 fn handle_event(

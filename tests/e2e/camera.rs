@@ -411,6 +411,22 @@ fn a_snapshot_is_a_jpeg_of_the_requested_size() {
             t.elapsed()
         );
     }
+    // Two requests in one write (a pipelining controller): the second is answered after the
+    // first without waiting for more input.
+    let small =
+        json!({"resource-type": "image", "image-width": 320, "image-height": 180, "aid": aid});
+    let small = small.to_string();
+    c.send_pipelined(&[
+        ("POST", "/resource", JSON, small.as_bytes()),
+        ("POST", "/resource", JSON, small.as_bytes()),
+    ]);
+    for n in 0..2 {
+        let m = c
+            .next_message(Duration::from_secs(10), false)
+            .unwrap_or_else(|| panic!("pipelined snapshot {n} not answered"));
+        assert_eq!(m.status, 200, "{m:?}");
+        assert_eq!(jpeg_size(&tmp.0, &m.body), (320, 180));
+    }
     // The bridge itself (aid 1) has no picture.
     let body = json!({"resource-type": "image", "image-width": 640, "image-height": 360, "aid": 1});
     let m = c.call("POST", "/resource", JSON, body.to_string().as_bytes());
@@ -425,6 +441,41 @@ fn a_snapshot_is_a_jpeg_of_the_requested_size() {
     );
     assert_eq!(code, 200);
     assert_eq!(jpeg_size(&tmp.0, &jpeg), (320, 180));
+}
+
+#[test]
+fn a_connection_cut_off_by_disabling_homekit_releases_what_it_held() {
+    // A camera whose RTSP server accepts and never answers: a snapshot of it waits (up to 4 s)
+    // longer than disabling HomeKit grants the connections (2 s) before ending their tasks.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = format!(
+        "[bridge]\nmdns_interfaces = [\"lo\"]\n\n[[cameras]]\nid = \"mute\"\n\
+         name = \"Mute Camera\"\nsource = \"rtsp://{}/stream\"\n",
+        silent.local_addr().unwrap()
+    );
+    let tmp = TempDir::new("camera-abort");
+    let bridge = Bridge::start_in(&tmp.0, Some(&config));
+    let (mut c, _, _, aid) = connect(&bridge, "Mute Camera");
+    let body =
+        json!({"resource-type": "image", "image-width": 320, "image-height": 180, "aid": aid});
+    c.send("POST", "/resource", JSON, body.to_string().as_bytes());
+    thread::sleep(Duration::from_millis(300));
+    let counts = |bridge: &Bridge| {
+        let (_, status) = bridge.api_get("/api/v1/homekit/status");
+        (
+            status["connections"].clone(),
+            status["verified_sessions"].clone(),
+        )
+    };
+    assert_eq!(counts(&bridge), (json!(1), json!(1)), "the waiting session");
+    assert_eq!(bridge.api_post("/api/v1/homekit/disable", "").0, 200);
+    assert!(c.closed_within(Duration::from_secs(5)));
+    assert_eq!(bridge.api_post("/api/v1/homekit/enable", "").0, 200);
+    assert_eq!(
+        counts(&bridge),
+        (json!(0), json!(0)),
+        "nothing left counted"
+    );
 }
 
 #[test]

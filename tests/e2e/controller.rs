@@ -92,6 +92,17 @@ impl Conn {
         self.stream.write_all(&wire).unwrap();
     }
 
+    /// Sends `requests` in one write, as a pipelining controller would.
+    pub(crate) fn send_pipelined(&mut self, requests: &[(&str, &str, Option<&str>, &[u8])]) {
+        let mut wire = Vec::new();
+        for (method, target, ct, body) in requests {
+            self.http
+                .request(method, target, *ct, body, &mut wire)
+                .unwrap();
+        }
+        self.stream.write_all(&wire).unwrap();
+    }
+
     /// The next response (or event when `event` is true) within `timeout`; `None` on timeout or
     /// when the accessory closed the connection.
     pub(crate) fn next_message(&mut self, timeout: Duration, event: bool) -> Option<Message> {
