@@ -431,7 +431,11 @@ impl Config {
 /// the path (an unencoded `/` in the password), everything up to the last `@` is masked.
 pub(crate) fn mask_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
+        // Not a URL (`rtsp:/user:pass@cam`, `user:pass@cam`): over-mask up to the last `@`.
+        return match url.rfind('@') {
+            Some(at) => format!("***{}", url.split_at(at).1),
+            None => url.to_owned(),
+        };
     };
     let (head, rest) = url.split_at(scheme_end);
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -541,7 +545,9 @@ pub(crate) fn check_source(field: &str, source: &Source) -> Result<(), ConfigErr
     if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(field, format!("{url} contains whitespace")));
     }
-    Ok(())
+    // What the RTSP client will parse when it connects (a port over 65535, a zone in an IPv6
+    // address ...): refused now rather than stopping the camera at its first use.
+    media::source::rtsp::check_url(raw).map_err(|e| invalid(field, format!("{url}: {e}")))
 }
 
 /// 1-based line and column (in characters) of byte offset `pos` in `text`.

@@ -72,6 +72,7 @@ impl Advertiser {
                 .disable_interface(IfKind::All)
                 .map_err(daemon_err("cannot select interfaces"))?;
             let kinds: Vec<IfKind> = interfaces.iter().map(|s| if_kind(s)).collect();
+            warn_unknown_interfaces(&kinds);
             daemon
                 .enable_interface(kinds)
                 .map_err(daemon_err("cannot select interfaces"))?;
@@ -155,9 +156,39 @@ impl Registration {
 
 /// The instance name: the accessory name plus the last 3 Device ID bytes in hex, as HAP-python
 /// does (HAP §8), so that two bridges with the same name do not collide.
+///
+/// A DNS label holds at most 63 bytes (RFC 1035 §2.3.4) and the mDNS responder drops records
+/// it cannot encode, so a longer name is cut at a character boundary; the name controllers show
+/// is the Name characteristic, not this.
 fn instance_name(name: &str, id: DeviceId) -> String {
     let [.., d, e, f] = id.0;
-    format!("{name} {d:02X}{e:02X}{f:02X}")
+    let suffix = format!(" {d:02X}{e:02X}{f:02X}");
+    let room = MAX_LABEL - suffix.len();
+    let mut end = name.len().min(room);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = name.get(..end).unwrap_or_default().trim_end();
+    format!("{cut}{suffix}")
+}
+
+/// Bytes in one DNS label (RFC 1035 §2.3.4).
+const MAX_LABEL: usize = 63;
+
+/// Warns about interface names this machine does not have (a typo would leave the bridge
+/// announced nowhere, silently). Linux lists its interfaces in `/sys/class/net`.
+fn warn_unknown_interfaces(kinds: &[IfKind]) {
+    let sys = std::path::Path::new("/sys/class/net");
+    if !sys.is_dir() {
+        return;
+    }
+    for kind in kinds {
+        if let IfKind::Name(name) = kind
+            && !sys.join(name).exists()
+        {
+            tracing::warn!(interface = %name, "bridge.mdns_interfaces names an interface this machine does not have: nothing is announced on it");
+        }
+    }
 }
 
 /// A host name unique per Device ID (the A/AAAA records' owner).

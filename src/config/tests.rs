@@ -194,6 +194,18 @@ fn every_validation_error_names_its_field() {
             "cameras[0].source: rtsp://h/a b contains whitespace",
         ),
         (
+            cam("a").replace("test-pattern", "rtsp://u:p@h:99999/x"),
+            "cameras[0].source: rtsp://u:***@h:99999/x: bad URL: invalid port number",
+        ),
+        (
+            cam("a").replace("test-pattern", "rtsp://[fe80::1%eth0]/x"),
+            "cameras[0].source: rtsp://[fe80::1%eth0]/x: bad URL: invalid IPv6 address",
+        ),
+        (
+            cam("a").replace("test-pattern", "rtsp:/u:hunter2@h/x"),
+            "cameras[0].source: ***@h/x is neither an rtsp:// URL",
+        ),
+        (
             format!("{}substream = \"test-pattern\"", cam("a")),
             "cameras[0].substream: must be an rtsp",
         ),
@@ -308,6 +320,8 @@ fn mask_url_hides_passwords_only() {
         ("rtsp://user@cam/stream", "rtsp://user@cam/stream"),
         ("rtsp://cam:554/stream", "rtsp://cam:554/stream"),
         ("test-pattern", "test-pattern"),
+        ("rtsp:/u:hunter2@h/x", "***@h/x"),
+        ("u:hunter2@h/x", "***@h/x"),
     ];
     for (url, want) in cases {
         assert_eq!(mask_url(url), want, "{url}");

@@ -24,6 +24,12 @@ const DEVICE_ID: DeviceId = DeviceId([0xe1, 0x91, 0x1a, 0x70, 0x85, 0xaa]);
 #[test]
 fn names_are_unique_per_device_id() {
     assert_eq!(instance_name("HAP Bridge", DEVICE_ID), "HAP Bridge 7085AA");
+    // Names longer than a DNS label allows are cut at a character boundary.
+    let long = instance_name(&"x".repeat(64), DEVICE_ID);
+    assert_eq!(long, format!("{} 7085AA", "x".repeat(56)));
+    let cjk = instance_name(&"門".repeat(22), DEVICE_ID);
+    assert_eq!(cjk, format!("{} 7085AA", "門".repeat(18)));
+    assert!(cjk.len() <= 63);
     assert_eq!(host_name(DEVICE_ID), "hap-bridge-E1911A7085AA.local.");
     assert!(matches!(if_kind("127.0.0.1"), IfKind::Addr(_)));
     assert!(matches!(if_kind("eth0"), IfKind::Name(n) if n == "eth0"));
@@ -139,6 +145,21 @@ fn netns_child() {
     }
     assert_eq!(props.get_property_val_str("sf"), Some("1"));
     println!("netns: announcement seen");
+
+    // A name longer than a DNS label allows is still announced (cut to fit).
+    let long = ServiceSpec {
+        name: "Back Garden Camera ".repeat(4),
+        device_id: DeviceId([1, 2, 3, 4, 5, 6]),
+        port: 51827,
+    };
+    let long_reg = advertiser.register(&long, &txt(1, false)).unwrap();
+    let long_name = long_reg.fullname().to_owned();
+    wait_for(&rx, "the long name's announcement", |event| match event {
+        ServiceEvent::ServiceResolved(s) if s.fullname == long_name => Some(()),
+        _ => None,
+    });
+    long_reg.unregister().unwrap();
+    println!("netns: long name seen");
 
     // c# bump and paired: the browser sees the new record.
     reg.update(&txt(2, true)).unwrap();

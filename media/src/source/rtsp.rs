@@ -250,6 +250,19 @@ fn access_unit(
     })
 }
 
+/// Checks that `raw` is an `rtsp://` URL this client can open (as it parses it when it
+/// connects). The error says what is wrong without quoting the URL, which may hold a password.
+pub fn check_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("bad URL: {e}"))?;
+    if url.scheme() != "rtsp" {
+        return Err("the URL scheme must be rtsp".to_owned());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(())
+}
+
 /// Removes `user:password@` from `raw` and returns the clean URL and the (percent-decoded)
 /// credentials.
 fn split_credentials(name: &str, raw: &str) -> Result<(url::Url, Option<Credentials>), Error> {
@@ -295,6 +308,22 @@ const USER_AGENT: &str = "hap-bridge";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_url_refuses_what_the_client_could_not_open() {
+        assert_eq!(check_url("rtsp://u:p%23w@cam.lan:554/s?x=1"), Ok(()));
+        assert_eq!(check_url("rtsp://[::1]:8554/s"), Ok(()));
+        for (raw, why) in [
+            ("rtsp://u:secret@cam:99999/s", "invalid port number"),
+            ("rtsp://u:secret@cam:554x/s", "invalid port number"),
+            ("rtsp://[fe80::1%eth0]/s", "invalid IPv6 address"),
+            ("http://u:secret@cam/s", "scheme must be rtsp"),
+        ] {
+            let e = check_url(raw).expect_err(raw);
+            assert!(e.contains(why), "{raw}: {e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
+    }
 
     #[test]
     fn credentials_leave_the_url() {
