@@ -537,31 +537,94 @@ impl Controller {
         Ok(changes)
     }
 
-    /// Every pairing of every server.
+    /// Every pairing of every server, also of standalone cameras that are switched off.
     pub(crate) fn pairings(&self) -> Vec<PairingEntry> {
-        let servers = self.servers();
-        servers
+        let entry = |server: &ServerKey, p: Pairing| PairingEntry {
+            server: server.as_db(),
+            id: id_text(&p.id),
+            admin: p.permissions == Permissions::Admin,
+        };
+        let mut out: Vec<PairingEntry> = self
+            .servers()
             .iter()
             .flat_map(|s| {
                 let inner = s.inner();
-                let server = inner.key.as_db();
-                inner
-                    .lock()
-                    .store
-                    .pairings()
-                    .into_iter()
-                    .map(move |p| PairingEntry {
-                        server: server.clone(),
-                        id: id_text(&p.id),
-                        admin: p.permissions == Permissions::Admin,
-                    })
+                let pairings = inner.lock().store.pairings();
+                pairings.into_iter().map(|p| entry(&inner.key, p))
             })
+            .collect();
+        for key in self.dormant_servers() {
+            match self.store.pairings(&key) {
+                Ok(pairings) => out.extend(pairings.into_iter().map(|p| entry(&key, p))),
+                Err(e) => {
+                    tracing::warn!(server = %key.as_db(), error = %e, "cannot read the pairings of a switched-off camera")
+                }
+            }
+        }
+        out
+    }
+
+    /// The standalone cameras that are switched off: no server runs for them, but their
+    /// identity and pairings stay in the store for when they are switched on again.
+    fn dormant_servers(&self) -> Vec<ServerKey> {
+        let running = read(&self.standalone);
+        self.cameras()
+            .into_iter()
+            .filter(|c| {
+                c.config.mode == CameraMode::Standalone && !running.contains_key(&c.config.id)
+            })
+            .map(|c| ServerKey::Camera(c.config.id))
             .collect()
+    }
+
+    /// Removes `id` (or, with `None`, every pairing) from the stored pairings of a switched-off
+    /// standalone camera, and every other pairing when no admin is left (HAP §2.8). No session
+    /// is open to close. `Ok(None)` when `id` is not paired there.
+    fn remove_dormant(
+        &self,
+        key: &ServerKey,
+        id: Option<&PairingId>,
+    ) -> Result<Option<Vec<PairingId>>, PairingError> {
+        let store_err = |e: crate::store::Error| {
+            tracing::error!(server = %key.as_db(), error = %e, "pairings of a switched-off camera");
+            PairingError::Store("a switched-off camera's pairings")
+        };
+        let all = self.store.pairings(key).map_err(store_err)?;
+        let (gone, left): (Vec<Pairing>, Vec<Pairing>) = all
+            .into_iter()
+            .partition(|p| id.is_none_or(|id| p.id == *id));
+        if gone.is_empty() {
+            return Ok(None);
+        }
+        let gone = if left.iter().any(|p| p.permissions == Permissions::Admin) {
+            gone
+        } else {
+            gone.into_iter().chain(left).collect()
+        };
+        let mut removed = Vec::with_capacity(gone.len());
+        for pairing in gone {
+            self.store
+                .remove_pairing(key, &pairing.id)
+                .map_err(store_err)?;
+            removed.push(pairing.id);
+        }
+        Ok(Some(removed))
+    }
+
+    /// Records the removal of `removed` from the switched-off camera `key` in `out`.
+    fn dormant_removed(&self, key: &ServerKey, removed: Vec<PairingId>, out: &mut Removed) {
+        tracing::info!(server = %key.as_db(), removed = removed.len(), "pairings of a switched-off camera removed through the admin API");
+        out.ids.extend(removed.iter().map(id_text));
+        if self.store.pairings(key).is_ok_and(|left| left.is_empty()) {
+            out.now_unpaired.push(key.as_db());
+        }
     }
 
     /// Removes the pairing `id` from every server that has it; its sessions close at once. A
     /// server left without an admin loses every pairing (HAP §2.8).
-    pub(crate) fn remove_pairing(&self, id: &str) -> Result<Removed, PairingError> {
+    pub(crate) async fn remove_pairing(&self, id: &str) -> Result<Removed, PairingError> {
+        // Not while a camera change starts or stops a standalone server.
+        let _op = self.op.lock().await;
         let id = parse_id(id);
         let mut out = Removed::default();
         let mut found = false;
@@ -587,6 +650,12 @@ impl Controller {
             };
             after_removal(inner, removed, &mut out);
         }
+        for key in self.dormant_servers() {
+            if let Some(removed) = self.remove_dormant(&key, Some(&id))? {
+                found = true;
+                self.dormant_removed(&key, removed, &mut out);
+            }
+        }
         if found {
             Ok(out)
         } else {
@@ -595,7 +664,8 @@ impl Controller {
     }
 
     /// Removes every pairing of every server: the accessories become unpaired.
-    pub(crate) fn reset_pairings(&self) -> Result<Removed, PairingError> {
+    pub(crate) async fn reset_pairings(&self) -> Result<Removed, PairingError> {
+        let _op = self.op.lock().await;
         let mut out = Removed::default();
         for server in &self.servers() {
             let inner = server.inner();
@@ -606,6 +676,11 @@ impl Controller {
             };
             if !removed.is_empty() {
                 after_removal(inner, removed, &mut out);
+            }
+        }
+        for key in self.dormant_servers() {
+            if let Some(removed) = self.remove_dormant(&key, None)? {
+                self.dormant_removed(&key, removed, &mut out);
             }
         }
         Ok(out)

@@ -109,7 +109,7 @@ pub(super) async fn remove_pairing(
             &format!("id: must be 1 to {MAX_ID_TEXT} characters"),
         );
     }
-    removed_reply(state.control.remove_pairing(&id))
+    removed_reply(state.control.remove_pairing(&id).await)
 }
 
 pub(super) async fn reset_pairings(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
@@ -123,7 +123,7 @@ pub(super) async fn reset_pairings(State(state): State<Arc<ApiState>>, body: Byt
         }
     };
     match json.get("confirm") {
-        Some(Json::Bool(true)) => removed_reply(state.control.reset_pairings()),
+        Some(Json::Bool(true)) => removed_reply(state.control.reset_pairings().await),
         Some(_) => error(
             StatusCode::BAD_REQUEST,
             "confirm: must be true to remove every pairing",

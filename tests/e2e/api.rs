@@ -8,7 +8,7 @@ use std::time::Duration;
 use hap_proto::controller::setup::SrpPadding;
 use serde_json::Value;
 
-use crate::controller::{Conn, Identity};
+use crate::controller::{Conn, Identity, TLV};
 use crate::util::{Bridge, SETUP_CODE, TempDir};
 
 /// Decodes a QR code PNG to its text.
@@ -421,8 +421,6 @@ fn browser_cross_origin_and_dns_rebinding_refused() {
 fn removing_the_last_admin_removes_every_pairing() {
     use hap_proto::controller::verify::{add_pairing_request, parse_pairings_status};
     use hap_proto::pairing::Permissions;
-
-    use crate::controller::TLV;
 
     let bridge = Bridge::start();
     let admin = Identity::new(10);
@@ -939,6 +937,75 @@ fn a_standalone_camera_added_at_run_time_is_its_own_server() {
     assert!(c.closed_within(Duration::from_secs(3)));
     let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
     assert_eq!(list["pairings"], serde_json::json!([]));
+}
+
+#[test]
+fn pairings_of_a_switched_off_standalone_camera_are_listed_removed_and_reset() {
+    let bridge = Bridge::start();
+    let porch = |enabled: bool| Some(serde_json::json!({"enabled": enabled}));
+    let body = serde_json::json!({
+        "id": "porch", "name": "Porch", "source": "test-pattern", "mode": "standalone",
+    });
+    assert_eq!(call(&bridge, "POST", CAMERAS, Some(&body)).0, 201);
+    let (addr, code) = standalone_server(&bridge, "porch", "Porch", 0);
+    let (admin, user) = (Identity::new(41), Identity::new(42));
+    let cam = Conn::open(addr)
+        .pair_setup(&admin, &code, SrpPadding::Strip)
+        .unwrap();
+    let mut c = Conn::open(addr);
+    c.pair_verify(&admin, &cam).unwrap();
+    let add = hap_proto::controller::verify::add_pairing_request(
+        &user.id,
+        user.key.verifying_key().as_bytes(),
+        hap_proto::pairing::Permissions::User,
+    );
+    assert_eq!(c.call("POST", "/pairings", TLV, &add).status, 200);
+    let porch_url = format!("{CAMERAS}/porch");
+    assert_eq!(
+        call(&bridge, "PUT", &porch_url, porch(false).as_ref()).0,
+        200
+    );
+
+    // Switched off, its pairings are still listed and can be removed.
+    let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
+    let ids = |list: &serde_json::Value, server: &str| -> Vec<String> {
+        list["pairings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["server"] == server)
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let text = |i: &Identity| String::from_utf8(i.id.clone()).unwrap();
+    assert_eq!(ids(&list, "camera:porch"), [text(&admin), text(&user)]);
+    let (code, reply) = bridge.api_request(
+        "DELETE",
+        &format!("/api/v1/homekit/pairings/{}", text(&user)),
+        None,
+        None,
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&reply));
+    let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
+    assert_eq!(ids(&list, "camera:porch"), [text(&admin)]);
+
+    // Reset reaches it too: switched on again, it is unpaired.
+    let (code, reply) = bridge.api_post("/api/v1/homekit/pairings/reset", "{\"confirm\": true}");
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(reply["removed"], serde_json::json!([text(&admin)]));
+    assert_eq!(reply["now_unpaired"], serde_json::json!(["camera:porch"]));
+    let lines_before = bridge.output().lines().count();
+    assert_eq!(
+        call(&bridge, "PUT", &porch_url, porch(true).as_ref()).0,
+        200
+    );
+    let (addr, _) = standalone_server(&bridge, "porch", "Porch", lines_before);
+    let (_, shown) = call(&bridge, "GET", &porch_url, None);
+    assert!(
+        shown["setup_code"].is_string(),
+        "unpaired: its code is shown ({shown})"
+    );
+    assert!(Conn::open(addr).pair_verify(&admin, &cam).is_err());
 }
 
 /// The `c#` the bridge at `port` announces over mDNS on loopback, once it equals `want`.
