@@ -968,7 +968,7 @@ fn pairings_of_a_switched_off_standalone_camera_are_listed_removed_and_reset() {
 
     // Switched off, its pairings are still listed and can be removed.
     let (_, list) = bridge.api_get("/api/v1/homekit/pairings");
-    let ids = |list: &serde_json::Value, server: &str| -> Vec<String> {
+    let ids = |list: &Value, server: &str| -> Vec<String> {
         list["pairings"]
             .as_array()
             .unwrap()
