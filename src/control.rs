@@ -306,10 +306,7 @@ impl Controller {
         }
         let removed = next.remove(at);
         self.change_cameras(next, |store| {
-            store.remove_runtime_camera(id)?;
-            store.remove_aid(&ServerKey::Bridge, &accessories::accessory_key(id))?;
-            store.forget_server(&ServerKey::Camera(id.to_owned()))?;
-            Ok(())
+            Ok(store.remove_camera(id, &accessories::accessory_key(id))?)
         })
         .await?;
         Ok(removed.config)

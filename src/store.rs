@@ -376,16 +376,14 @@ impl Store {
         self.update_server("set the setup code", key, "setup_code = ?2", code)
     }
 
-    /// Forgets a server entirely (factory reset): identity, pairings, `c#` and its maps. The next
-    /// [`Store::server`] creates a new identity.
-    pub(crate) fn forget_server(&self, key: &ServerKey) -> Result<(), Error> {
-        let k = key.as_db();
-        self.write("forget a server", |tx| {
-            tx.execute("DELETE FROM servers WHERE key = ?1", [&k])?;
-            tx.execute("DELETE FROM aid_map WHERE server = ?1", [&k])?;
-            tx.execute("DELETE FROM iid_map WHERE server = ?1", [&k])?;
-            tx.execute("DELETE FROM high_water WHERE server = ?1", [&k])?;
-            Ok(())
+    /// Removes a run-time camera for good in one transaction: its stored configuration, its
+    /// AID on the bridge (`accessory`, not handed out again) and its own server's identity and
+    /// pairings (a standalone camera's).
+    pub(crate) fn remove_camera(&self, id: &str, accessory: &str) -> Result<(), Error> {
+        self.write("remove a camera", |tx| {
+            tx.execute("DELETE FROM runtime_cameras WHERE id = ?1", [id])?;
+            delete_aid(tx, &ServerKey::Bridge, accessory)?;
+            delete_server(tx, &ServerKey::Camera(id.to_owned()))
         })
     }
 
@@ -590,35 +588,6 @@ impl Store {
         Ok(aid.map(i64::unsigned_abs))
     }
 
-    /// Forgets an accessory's AID and its IIDs; the AID is not handed out again.
-    pub(crate) fn remove_aid(&self, key: &ServerKey, accessory: &str) -> Result<(), Error> {
-        let k = key.as_db();
-        self.write("remove an AID", |tx| {
-            let aid: Option<i64> = tx
-                .query_row(
-                    "SELECT aid FROM aid_map WHERE server = ?1 AND key = ?2",
-                    params![k, accessory],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(aid) = aid {
-                tx.execute(
-                    "DELETE FROM aid_map WHERE server = ?1 AND aid = ?2",
-                    params![k, aid],
-                )?;
-                tx.execute(
-                    "DELETE FROM iid_map WHERE server = ?1 AND aid = ?2",
-                    params![k, aid],
-                )?;
-                tx.execute(
-                    "DELETE FROM high_water WHERE server = ?1 AND scope = ?2",
-                    params![k, iid_scope(aid)],
-                )?;
-            }
-            Ok(())
-        })
-    }
-
     /// A bridge setting, if set.
     pub(crate) fn setting(&self, name: &str) -> Result<Option<String>, Error> {
         self.lock()
@@ -672,14 +641,6 @@ impl Store {
                  ON CONFLICT (id) DO UPDATE SET json = excluded.json",
                 [id, json],
             )?;
-            Ok(())
-        })
-    }
-
-    /// Removes a run-time camera.
-    pub(crate) fn remove_runtime_camera(&self, id: &str) -> Result<(), Error> {
-        self.write("remove a camera", |tx| {
-            tx.execute("DELETE FROM runtime_cameras WHERE id = ?1", [id])?;
             Ok(())
         })
     }
@@ -853,6 +814,47 @@ fn assign(
         params![server, scope, next + 1],
     )?;
     Ok(next.unsigned_abs())
+}
+
+/// Deletes a server's identity, pairings, `c#` and maps (in `tx`).
+fn delete_server(tx: &rusqlite::Transaction<'_>, key: &ServerKey) -> rusqlite::Result<()> {
+    let k = key.as_db();
+    tx.execute("DELETE FROM servers WHERE key = ?1", [&k])?;
+    tx.execute("DELETE FROM aid_map WHERE server = ?1", [&k])?;
+    tx.execute("DELETE FROM iid_map WHERE server = ?1", [&k])?;
+    tx.execute("DELETE FROM high_water WHERE server = ?1", [&k])?;
+    Ok(())
+}
+
+/// Deletes an accessory's AID and its IIDs (in `tx`); the AID is not handed out again.
+fn delete_aid(
+    tx: &rusqlite::Transaction<'_>,
+    key: &ServerKey,
+    accessory: &str,
+) -> rusqlite::Result<()> {
+    let k = key.as_db();
+    let aid: Option<i64> = tx
+        .query_row(
+            "SELECT aid FROM aid_map WHERE server = ?1 AND key = ?2",
+            params![k, accessory],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(aid) = aid {
+        tx.execute(
+            "DELETE FROM aid_map WHERE server = ?1 AND aid = ?2",
+            params![k, aid],
+        )?;
+        tx.execute(
+            "DELETE FROM iid_map WHERE server = ?1 AND aid = ?2",
+            params![k, aid],
+        )?;
+        tx.execute(
+            "DELETE FROM high_water WHERE server = ?1 AND scope = ?2",
+            params![k, iid_scope(aid)],
+        )?;
+    }
+    Ok(())
 }
 
 fn iid_scope(aid: i64) -> String {

@@ -313,8 +313,8 @@ fn aids_are_stable_and_never_reused() {
         store.assign_aids(&b, &["cam:back", "cam:front"]).unwrap(),
         [3, 2]
     );
-    store.remove_aid(&b, "cam:front").unwrap();
-    store.remove_aid(&b, "cam:unknown").unwrap();
+    store.remove_camera("front", "cam:front").unwrap();
+    store.remove_camera("unknown", "cam:unknown").unwrap();
     assert_eq!(store.assign_aids(&b, &["cam:side"]).unwrap(), [4]);
     assert_eq!(store.assign_aids(&b, &["cam:front"]).unwrap(), [5]);
     drop(store);
@@ -383,7 +383,7 @@ fn settings_cameras_setup_code_and_forget() {
             ("a".to_owned(), r#"{"id":"a"}"#.to_owned()),
         ]
     );
-    store.remove_runtime_camera("b").unwrap();
+    store.remove_camera("b", "camera:b").unwrap();
     assert_eq!(store.runtime_cameras().unwrap().len(), 1);
     assert_eq!(
         store.server_record(&b).unwrap().unwrap().setup.setup_code,
@@ -396,10 +396,52 @@ fn settings_cameras_setup_code_and_forget() {
         "{debug}"
     );
 
-    store.forget_server(&b).unwrap();
-    assert!(store.server_record(&b).unwrap().is_none());
-    let second = store.server(&b, &mut rng(9), setup()).unwrap();
+    // A removed standalone camera's identity is forgotten with it.
+    let cam = ServerKey::Camera("a".into());
+    let first = store.server(&cam, &mut rng(2), setup()).unwrap();
+    store.remove_camera("a", "camera:a").unwrap();
+    assert!(store.server_record(&cam).unwrap().is_none());
+    assert!(store.runtime_cameras().unwrap().is_empty());
+    let second = store.server(&cam, &mut rng(9), setup()).unwrap();
     assert_ne!(second.identity.device_id, first.identity.device_id);
+}
+
+#[test]
+fn removing_a_camera_is_one_transaction() {
+    let dir = TempDir::new("remove-camera");
+    let store = Store::open(dir.path()).unwrap();
+    let cam = ServerKey::Camera("porch".into());
+    store
+        .put_runtime_camera("porch", r#"{"id":"porch"}"#)
+        .unwrap();
+    let aid = store
+        .assign_aids(&ServerKey::Bridge, &["camera:porch"])
+        .unwrap();
+    store.server(&cam, &mut rng(3), setup()).unwrap();
+    // The last step fails (as on a full disk): nothing of the removal is kept.
+    store
+        .lock()
+        .execute_batch(
+            "CREATE TRIGGER no_delete BEFORE DELETE ON servers \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+    assert!(store.remove_camera("porch", "camera:porch").is_err());
+    assert_eq!(store.runtime_cameras().unwrap().len(), 1);
+    assert_eq!(
+        store
+            .assign_aids(&ServerKey::Bridge, &["camera:porch"])
+            .unwrap(),
+        aid
+    );
+    assert!(store.server_record(&cam).unwrap().is_some());
+    store
+        .lock()
+        .execute_batch("DROP TRIGGER no_delete;")
+        .unwrap();
+    store.remove_camera("porch", "camera:porch").unwrap();
+    assert!(store.runtime_cameras().unwrap().is_empty());
+    assert!(store.server_record(&cam).unwrap().is_none());
 }
 
 const CRASH_DIR_ENV: &str = "HAP_BRIDGE_TEST_CRASH_DIR";
