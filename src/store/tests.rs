@@ -370,7 +370,7 @@ fn settings_cameras_setup_code_and_forget() {
         .put_runtime_camera("b", r#"{"id":"b","name":"B"}"#)
         .unwrap();
     let b = ServerKey::Bridge;
-    let first = store.server(&b, &mut rng(1), setup()).unwrap();
+    store.server(&b, &mut rng(1), setup()).unwrap();
     store.set_setup_code(&b, "031-45-154").unwrap();
     drop(store);
 
