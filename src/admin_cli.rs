@@ -79,7 +79,7 @@ pub(crate) fn qr(cli: &Cli, config: &Config, camera: Option<&str>) -> anyhow::Re
         println!("{what} is paired: the setup code is only shown while unpaired");
         Ok(())
     };
-    let (code, uri) = match Store::open(&config.bridge.data_dir) {
+    let (code, uri) = match Store::open_existing(&config.bridge.data_dir) {
         Ok(store) => {
             let (key, category) = match camera {
                 None => (ServerKey::Bridge, Category::BRIDGE),

@@ -125,6 +125,22 @@ pub(crate) enum Error {
         /// What was found.
         detail: String,
     },
+    /// The directory is shared with other users (world-writable, like `/tmp`): it is neither
+    /// used nor restricted.
+    #[error(
+        "{path}: a directory shared with other users (world-writable) cannot hold the bridge's \
+         keys; use a directory of its own, e.g. {path}/hap-bridge"
+    )]
+    SharedDirectory {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// There is no state database (yet) in this directory.
+    #[error("{path}: no bridge state here; start the bridge once with this data directory")]
+    Missing {
+        /// The database file looked for.
+        path: PathBuf,
+    },
     /// The database was written by a newer version of hap-bridge.
     #[error("{path}: schema version {found} is newer than this program's {SCHEMA_VERSION}")]
     TooNew {
@@ -166,6 +182,16 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// Opens the store in `dir` only if it has a database already (for commands that read the
+    /// bridge's state and must not create an empty one, e.g. `hap-bridge qr`).
+    pub(crate) fn open_existing(dir: &Path) -> Result<Self, Error> {
+        let db = dir.join(DB_FILE);
+        if !db.exists() {
+            return Err(Error::Missing { path: db });
+        }
+        Self::open(dir)
+    }
+
     /// Creates or opens the store in `dir` (created `0700` if missing).
     ///
     /// An existing file that is not a hap-bridge database, is damaged or was written by a newer
@@ -180,6 +206,16 @@ impl Store {
             .mode(0o700)
             .create(dir)
             .map_err(io(dir, "cannot create the state directory"))?;
+        let mode = fs::metadata(dir)
+            .map_err(io(dir, "cannot inspect the state directory"))?
+            .permissions()
+            .mode();
+        if mode & 0o002 != 0 {
+            // `/tmp` and the like: tightening it would break the machine for everyone else.
+            return Err(Error::SharedDirectory {
+                path: dir.to_owned(),
+            });
+        }
         fs::set_permissions(dir, FsPermissions::from_mode(0o700))
             .map_err(io(dir, "cannot restrict the state directory to 0700"))?;
 

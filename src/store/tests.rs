@@ -117,6 +117,33 @@ fn permissions_are_0700_and_0600() {
     let _store = Store::open(&data).unwrap();
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join(DB_FILE)), 0o600);
+
+    // A directory shared with other users (`/tmp`-like) is refused and left as it is.
+    let shared = dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, FsPermissions::from_mode(0o1777)).unwrap();
+    let Err(e) = Store::open(&shared) else {
+        panic!("a shared directory must be refused")
+    };
+    assert!(matches!(e, Error::SharedDirectory { .. }), "{e}");
+    assert_eq!(
+        fs::metadata(&shared).unwrap().permissions().mode() & 0o7777,
+        0o1777
+    );
+    assert_eq!(fs::read_dir(&shared).unwrap().count(), 0, "nothing created");
+}
+
+#[test]
+fn open_existing_creates_nothing() {
+    let dir = TempDir::new("existing");
+    let data = dir.path().join("none");
+    let Err(e) = Store::open_existing(&data) else {
+        panic!("no state to open")
+    };
+    assert!(matches!(e, Error::Missing { .. }), "{e}");
+    assert!(!data.exists());
+    drop(Store::open(&data).unwrap());
+    assert!(Store::open_existing(&data).is_ok());
 }
 
 #[test]
