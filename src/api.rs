@@ -129,7 +129,25 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/", get(page))
         .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Error answers of the HTTP layer itself (a query string that does not parse, a chunked body
+/// over the limit ...) come as plain text; every error of the API is JSON `{"error": ...}`.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), MAX_ERROR_TEXT)
+        .await
+        .unwrap_or_default();
+    error(status, String::from_utf8_lossy(&text).trim())
 }
 
 /// The web page.
@@ -241,6 +259,8 @@ pub(crate) fn error(code: StatusCode, message: &str) -> Response {
     (code, axum::Json(json!({"error": message}))).into_response()
 }
 
+/// Longest plain-text error of the HTTP layer carried into a JSON error.
+const MAX_ERROR_TEXT: usize = 4096;
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 16 * 1024;
 /// The web page at `/`.

@@ -2,6 +2,7 @@
 //! PNG, pairings, metrics, the token off loopback and request validation, cameras added, changed
 //! and removed at run time (reflected in `/accessories` and `c#`, AIDs stable, passwords masked).
 
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -234,6 +235,33 @@ fn token_required_off_loopback_and_bad_requests() {
         Some(&token),
     );
     assert_eq!(code, 413, "{}", String::from_utf8_lossy(&body));
+    // The HTTP layer's own refusals are JSON too: a chunked body over the limit (no
+    // Content-Length to check up front) and a query string that does not parse.
+    let mut s = TcpStream::connect_timeout(&bridge.api, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let chunk = "x".repeat(20_000);
+    write!(
+        s,
+        "POST /api/v1/homekit/pairings/reset HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \
+         {token}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\
+         \r\n0\r\n\r\n",
+        chunk.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("application/json"), "{reply}");
+    assert!(reply.contains("{\"error\":"), "{reply}");
+    let (code, body) = bridge.api_request(
+        "GET",
+        "/api/v1/homekit/cameras/demo/snapshot?width=abc",
+        None,
+        Some(&token),
+    );
+    assert_eq!(code, 400);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("width"), "{body}");
     let (code, body) = bridge.api_request(
         "POST",
         "/api/v1/homekit/cameras/demo/motion",
