@@ -13,13 +13,20 @@ use hap_proto::server::{Connection, ConnectionEvent, ServerContext, SnapshotRequ
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Control, Inner};
 use crate::camera::{RequestOrigin, Routes};
 
 /// Serves one connection; the accept loop has already counted it in `inner.connections`.
-pub(super) async fn run(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr, id: u64) {
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    evict: Arc<Notify>,
+) {
     tracing::debug!(server = %inner.name, %peer, conn = id, "connection opened");
     let local = socket.local_addr().unwrap_or_else(|_| inner.local_addr);
     // Releases what the connection holds when it ends, also when shutdown aborts its task (a
@@ -37,7 +44,7 @@ pub(super) async fn run(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr, 
         local,
         peer,
     };
-    closed.reason = serve(&origin, socket, &mut closed.verified).await;
+    closed.reason = serve(&origin, socket, &evict, &mut closed.verified).await;
 }
 
 /// A connection's cleanup, run on drop.
@@ -65,12 +72,18 @@ impl Drop for Closed {
         if self.verified {
             inner.verified.fetch_sub(1, Ordering::Relaxed);
         }
+        inner.unverified.remove(id);
         inner.connections.fetch_sub(1, Ordering::Relaxed);
         tracing::debug!(server = %inner.key.as_db(), peer = %self.peer, conn = id, reason = self.reason, "connection closed");
     }
 }
 
-async fn serve(origin: &RequestOrigin<'_>, socket: TcpStream, verified: &mut bool) -> &'static str {
+async fn serve(
+    origin: &RequestOrigin<'_>,
+    socket: TcpStream,
+    evict: &Notify,
+    verified: &mut bool,
+) -> &'static str {
     let (inner, peer, id) = (origin.server, origin.peer, origin.conn);
     let mut conn = Connection::new(ConnectionId(id));
     let mut changes = inner.changes.subscribe();
@@ -92,7 +105,7 @@ async fn serve(origin: &RequestOrigin<'_>, socket: TcpStream, verified: &mut boo
                 let input = buf.get(..n).unwrap_or_default();
                 let handled = with_context(origin, |cx| {
                     conn.handle_input(input, cx)?;
-                    Ok::<_, hap_proto::Error>(std::iter::from_fn(|| conn.poll_event()).collect::<Vec<_>>())
+                    Ok::<_, hap_proto::Error>(take_events(origin, &mut conn))
                 });
                 let events = match handled {
                     Ok(events) => events,
@@ -127,6 +140,9 @@ async fn serve(origin: &RequestOrigin<'_>, socket: TcpStream, verified: &mut boo
             },
             () = sleep_until(wake) => conn.handle_timeout(Instant::now()),
             () = sleep_until(idle_deadline) => break "idle before pair-verify",
+            // Only a connection not yet verified closes for room (see `unverified`); one
+            // signalled just as it completed pair-verify stays.
+            () = evict.notified(), if !conn.is_encrypted() => break "closed for room at the connection cap",
         }
         if !flush(&mut conn, &mut wr).await {
             break "write failed";
@@ -152,11 +168,12 @@ async fn answer(
     let (inner, peer, id) = (origin.server, origin.peer, origin.conn);
     loop {
         let flushed = flush(conn, wr).await;
+        let mut next = Vec::new();
         for event in events {
             match event {
                 ConnectionEvent::Snapshot(request) => {
                     if flushed {
-                        snapshot(origin, conn, request).await;
+                        next = snapshot(origin, conn, request).await;
                     }
                 }
                 // Acted on even when the reply could not be written: the store and the
@@ -168,11 +185,30 @@ async fn answer(
         if !flushed {
             return Err("write failed");
         }
-        events = std::iter::from_fn(|| conn.poll_event()).collect();
-        if events.is_empty() {
+        if next.is_empty() {
             return Ok(());
         }
+        events = next;
     }
+}
+
+/// The connection's events, taken while the server lock is held: value changes are queued for
+/// the other connections at once, so they hear of changes in the order the database took them
+/// (a change queued after the lock is released could overtake a later one and leave
+/// subscribers on a stale value); the rest is returned.
+fn take_events(origin: &RequestOrigin<'_>, conn: &mut Connection) -> Vec<ConnectionEvent> {
+    let mut rest = Vec::new();
+    while let Some(event) = conn.poll_event() {
+        match event {
+            ConnectionEvent::Changes(changes) => {
+                for change in changes {
+                    let _ = origin.server.changes.send((Some(origin.conn), change));
+                }
+            }
+            event => rest.push(event),
+        }
+    }
+    rest
 }
 
 fn handle_event(
@@ -188,6 +224,7 @@ fn handle_event(
             if !*verified {
                 *verified = true;
                 inner.verified.fetch_add(1, Ordering::Relaxed);
+                inner.unverified.remove(id);
             }
         }
         ConnectionEvent::Paired { pairing } => {
@@ -208,6 +245,7 @@ fn handle_event(
             }
         }
         ConnectionEvent::Changes(changes) => {
+            // Queued by `take_events` already; kept for any caller that did not.
             for change in changes {
                 let _ = inner.changes.send((Some(id), change));
             }
@@ -224,8 +262,12 @@ fn handle_event(
 
 /// Answers `POST /resource` (HAP §11.5) with a JPEG from the camera's hub. The connection
 /// processes nothing else meanwhile (HTTP/1.1 without pipelining), but the server lock is not
-/// held while the picture is made.
-async fn snapshot(origin: &RequestOrigin<'_>, conn: &mut Connection, request: SnapshotRequest) {
+/// held while the picture is made. Returns the events of the requests that ran after it.
+async fn snapshot(
+    origin: &RequestOrigin<'_>,
+    conn: &mut Connection,
+    request: SnapshotRequest,
+) -> Vec<ConnectionEvent> {
     let inner = origin.server;
     // A standalone camera is aid 1 and controllers may leave `aid` out.
     let camera = inner
@@ -263,7 +305,10 @@ async fn snapshot(origin: &RequestOrigin<'_>, conn: &mut Connection, request: Sn
             }
         }
     };
-    with_context(origin, |cx| conn.respond_resource(image, cx));
+    with_context(origin, |cx| {
+        conn.respond_resource(image, cx);
+        take_events(origin, conn)
+    })
 }
 
 /// Runs `f` with the server state locked and borrowed as a [`ServerContext`].

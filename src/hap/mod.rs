@@ -5,6 +5,7 @@
 //! with its own identity, port, pairings and mDNS record.
 
 mod conn;
+mod unverified;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
@@ -109,6 +110,8 @@ pub(crate) struct Inner {
     next_conn: AtomicU64,
     pub(crate) connections: AtomicUsize,
     pub(crate) verified: AtomicUsize,
+    /// Connections that have not completed pair-verify (closed first for room at the cap).
+    unverified: unverified::Unverified,
     /// Snapshots answered with an image (`POST /resource`, HAP §11.5).
     pub(crate) snapshots_served: AtomicU64,
 }
@@ -163,6 +166,7 @@ impl HapServer {
             next_conn: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             verified: AtomicUsize::new(0),
+            unverified: unverified::Unverified::default(),
             snapshots_served: AtomicU64::new(0),
         });
         // A fresh database may serve a camera runtime that outlived its previous server.
@@ -259,9 +263,12 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Sets a characteristic from the bridge side and notifies subscribed connections.
+    /// Sets a characteristic from the bridge side and notifies subscribed connections. The
+    /// change is queued under the lock, so subscribers hear of changes in the order the
+    /// database took them and end on its value.
     pub(crate) fn set_value(&self, id: CharId, value: Value) -> Result<bool, HapStatus> {
-        let change = self.lock().db.set_value(id, value)?;
+        let mut shared = self.lock();
+        let change = shared.db.set_value(id, value)?;
         Ok(match change {
             Some(change) => {
                 let _ = self.changes.send((None, change));
@@ -372,16 +379,21 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     if inner.connections.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                        tracing::warn!(server = %inner.name, %peer, "too many connections: refused");
-                        drop(socket);
-                        continue;
+                        if inner.unverified.evict_oldest() {
+                            tracing::info!(server = %inner.name, %peer, "at the connection cap: the oldest connection not yet verified closes to make room");
+                        } else {
+                            tracing::warn!(server = %inner.name, %peer, "too many verified sessions: connection refused");
+                            drop(socket);
+                            continue;
+                        }
                     }
                     let _ = socket.set_nodelay(true);
                     // Counted here, not in the task, so that a burst of connections cannot pass
                     // the cap before their tasks run; the task releases it.
                     inner.connections.fetch_add(1, Ordering::Relaxed);
                     let id = inner.next_connection_id();
-                    conns.spawn(conn::run(inner.clone(), socket, peer, id));
+                    let evict = inner.unverified.add(id);
+                    conns.spawn(conn::run(inner.clone(), socket, peer, id, evict));
                 }
                 Err(e) => {
                     tracing::warn!(server = %inner.name, error = %e, "accept failed");

@@ -48,30 +48,45 @@ fn one_trigger_reaches_32_concurrent_verified_sessions() {
 const SESSIONS: usize = 32;
 
 #[test]
-fn connections_beyond_the_cap_are_refused() {
-    let bridge = crate::util::Bridge::start();
+fn at_the_cap_the_oldest_unverified_connections_make_room() {
+    let (bridge, admin, acc) = paired_bridge();
+    let mut session = verified(&bridge, &admin, &acc);
+    // Only that session is open (the pair-setup connection has been seen closing).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while bridge.api_get("/api/v1/homekit/status").1["connections"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pair-setup connection still open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // A burst: the cap must hold even when connections arrive faster than their tasks start.
     let conns: Vec<_> = (0..CAP + 20)
         .map(|_| TcpStream::connect_timeout(&bridge.hap, Duration::from_secs(5)).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let open = conns
+    let open: Vec<bool> = conns
         .iter()
-        .filter(|s| {
+        .map(|s| {
             s.set_nonblocking(true).unwrap();
-            // A refused connection reads end-of-file (or a reset); an accepted one has nothing.
-            matches!((&**s).read(&mut [0u8; 16]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            // A closed connection reads end-of-file (or a reset); an open one has nothing.
+            matches!((&*s).read(&mut [0u8; 16]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
         })
-        .count();
-    assert_eq!(open, CAP, "connections kept open");
+        .collect();
+    // The verified session and the newest plaintext connections stay; the oldest plaintext
+    // ones were closed for room.
+    let closed = open.iter().take_while(|o| !**o).count();
+    assert_eq!(closed, 21, "the oldest closed, in order: {open:?}");
+    assert!(open[closed..].iter().all(|o| *o), "{open:?}");
     let (_, status) = bridge.api_get("/api/v1/homekit/status");
     assert_eq!(status["connections"], CAP);
-    // Closing some makes room again.
+    let (code, _) = session.json("GET", "/accessories", None);
+    assert_eq!(code, 200, "a verified session is never closed for room");
+    // A controller can still connect and verify.
     drop(conns);
     std::thread::sleep(Duration::from_millis(300));
-    let mut c = crate::controller::Conn::open(bridge.hap);
-    let m = c.call("GET", "/accessories", None, b"");
-    assert_eq!(m.status, 470, "served again below the cap");
+    let mut c = verified(&bridge, &admin, &acc);
+    assert_eq!(c.json("GET", "/accessories", None).0, 200);
 }
 
 /// The server's connection cap (`MAX_CONNECTIONS` in src/hap/mod.rs).
