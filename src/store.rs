@@ -572,7 +572,7 @@ impl Store {
     /// The AID of each accessory key, assigning new ones in one transaction (HAP §6.1).
     ///
     /// AIDs start at 2 (1 is the server's primary accessory) and are never reused, even after
-    /// [`Store::remove_aid`].
+    /// [`Store::remove_camera`].
     pub(crate) fn assign_aids(
         &self,
         key: &ServerKey,

@@ -123,7 +123,7 @@ impl Slot {
             }
         };
         let answer = |status| {
-            WriteResult::StoreValue(Value::Tlv8(
+            WriteResult::Answer(Value::Tlv8(
                 SetupEndpointsResponse::status_only(request.session_id, status).encode(),
             ))
         };
@@ -182,7 +182,7 @@ impl Slot {
                 drop(state);
                 self.sync_status_later(cam, origin.server);
                 self.expire_later(cam, session_id, origin.server);
-                WriteResult::StoreValue(Value::Tlv8(response.encode()))
+                WriteResult::Answer(Value::Tlv8(response.encode()))
             }
             Err(e) => {
                 tracing::warn!(camera = %cam.id, slot = self.index, peer = %origin.peer, error = %e, "Setup Endpoints failed");

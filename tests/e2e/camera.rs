@@ -5,13 +5,14 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hap_proto::camera::{SessionCommand, SetupStatus, StreamingStatus};
+use hap_proto::camera::{SessionCommand, SetupEndpointsResponse, SetupStatus, StreamingStatus};
 use hap_proto::controller::setup::SrpPadding;
 use serde_json::json;
 
 use crate::camera_util::{
-    Ffmpeg, Receiver, RtcpPinger, accessory_addr, command, jpeg_size, select, selected,
-    setup_endpoints, stream_services, streaming_status,
+    Ffmpeg, Receiver, RtcpPinger, accessory_addr, command, jpeg_size, read_tlv, select, selected,
+    setup_endpoints, setup_endpoints_request, stream_services, streaming_status,
+    write_setup_endpoints,
 };
 use crate::controller::{Conn, Identity, JSON};
 use crate::pairing::aid_named;
@@ -441,6 +442,35 @@ fn a_snapshot_is_a_jpeg_of_the_requested_size() {
     );
     assert_eq!(code, 200);
     assert_eq!(jpeg_size(&tmp.0, &jpeg), (320, 180));
+}
+
+#[test]
+fn each_controller_reads_the_answer_to_its_own_setup_endpoints() {
+    let bridge = Bridge::start();
+    let (mut a, me, acc, aid) = connect(&bridge, "Demo Camera");
+    let mut b = Conn::open(bridge.hap);
+    b.pair_verify(&me, &acc).unwrap();
+    let s = stream_services(&mut a, aid)[0];
+    // A writes; B writes to the same service before A reads (B is told busy: A's session
+    // holds it). A still reads its own endpoints, B its refusal.
+    let request = |id, port| {
+        let dest = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        setup_endpoints_request(id, dest, &[0x11; 16], &[0x22; 14])
+    };
+    write_setup_endpoints(&mut a, &s, &request([0xA; 16], 40_000));
+    write_setup_endpoints(&mut b, &s, &request([0xB; 16], 40_010));
+    let answer =
+        |c: &mut Conn| SetupEndpointsResponse::decode(&read_tlv(c, s.aid, s.setup)).unwrap();
+    let (for_a, for_b) = (answer(&mut a), answer(&mut b));
+    assert_eq!(
+        (for_a.session_id, for_a.status),
+        ([0xA; 16], SetupStatus::SUCCESS)
+    );
+    assert!(for_a.accessory.is_some());
+    assert_eq!(
+        (for_b.session_id, for_b.status),
+        ([0xB; 16], SetupStatus::BUSY)
+    );
 }
 
 #[test]

@@ -82,7 +82,7 @@ pub(crate) fn stream_services(c: &mut Conn, aid: u64) -> Vec<StreamService> {
         .collect()
 }
 
-fn write_tlv(c: &mut Conn, aid: u64, iid: u64, tlv: &[u8]) -> (u16, Value) {
+pub(crate) fn write_tlv(c: &mut Conn, aid: u64, iid: u64, tlv: &[u8]) -> (u16, Value) {
     c.json(
         "PUT",
         "/characteristics",
@@ -90,7 +90,7 @@ fn write_tlv(c: &mut Conn, aid: u64, iid: u64, tlv: &[u8]) -> (u16, Value) {
     )
 }
 
-fn read_tlv(c: &mut Conn, aid: u64, iid: u64) -> Vec<u8> {
+pub(crate) fn read_tlv(c: &mut Conn, aid: u64, iid: u64) -> Vec<u8> {
     let (code, body) = c.json("GET", &format!("/characteristics?id={aid}.{iid}"), None);
     assert_eq!(code, 200, "{body}");
     unb64(&body["characteristics"][0]["value"])
@@ -122,12 +122,23 @@ pub(crate) fn setup_endpoints_with(
     key: &[u8],
     salt: &[u8],
 ) -> SetupEndpointsResponse {
+    write_setup_endpoints(c, s, &setup_endpoints_request(session_id, dest, key, salt));
+    SetupEndpointsResponse::decode(&read_tlv(c, s.aid, s.setup)).unwrap()
+}
+
+/// A Setup Endpoints request: we receive at `dest` with these AES_CM_128 SRTP keys.
+pub(crate) fn setup_endpoints_request(
+    session_id: [u8; 16],
+    dest: SocketAddr,
+    key: &[u8],
+    salt: &[u8],
+) -> SetupEndpointsRequest {
     let srtp = SrtpParams {
         suite: SrtpCryptoSuite::AES_CM_128_HMAC_SHA1_80,
         key: key.to_vec(),
         salt: salt.to_vec(),
     };
-    let request = SetupEndpointsRequest {
+    SetupEndpointsRequest {
         session_id,
         controller: EndpointAddress {
             ip: dest.ip(),
@@ -136,10 +147,17 @@ pub(crate) fn setup_endpoints_with(
         },
         video_srtp: srtp.clone(),
         audio_srtp: srtp,
-    };
+    }
+}
+
+/// Writes a Setup Endpoints request (expecting 204).
+pub(crate) fn write_setup_endpoints(
+    c: &mut Conn,
+    s: &StreamService,
+    request: &SetupEndpointsRequest,
+) {
     let (code, body) = write_tlv(c, s.aid, s.setup, &request.encode());
     assert_eq!(code, 204, "Setup Endpoints write: {body}");
-    SetupEndpointsResponse::decode(&read_tlv(c, s.aid, s.setup)).unwrap()
 }
 
 /// A Start (or Reconfigure) for H.264 `width`×`height`@`fps` at `kbps`, PT 99, RTCP every 0.5 s.

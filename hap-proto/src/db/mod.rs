@@ -284,9 +284,30 @@ pub struct ClientState {
     pub prepared: Option<PreparedWrite>,
     /// Events waiting to go out on this connection.
     pub events: EventQueue,
+    /// Values that answer this connection's own writes ([`WriteResult::Answer`]): its reads of
+    /// these characteristics return them instead of the stored value. At most
+    /// [`MAX_ANSWERS`], the oldest dropped first.
+    pub answers: Vec<(CharId, Value)>,
 }
 
+/// Characteristics with a per-connection answer kept per connection (Setup Endpoints: one per
+/// camera stream service).
+pub const MAX_ANSWERS: usize = 64;
+
 impl ClientState {
+    /// This connection's answer to its last write of `id`, if any.
+    pub fn answer(&self, id: CharId) -> Option<&Value> {
+        self.answers.iter().find(|(c, _)| *c == id).map(|(_, v)| v)
+    }
+
+    fn set_answer(&mut self, id: CharId, value: Value) {
+        self.answers.retain(|(c, _)| *c != id);
+        if self.answers.len() >= MAX_ANSWERS {
+            self.answers.remove(0);
+        }
+        self.answers.push((id, value));
+    }
+
     /// Queues `change` if this connection subscribed to it. Call it on every connection except
     /// the one whose write caused the change (HAP §5.8).
     pub fn notify(&mut self, change: &Change, now: Instant) {

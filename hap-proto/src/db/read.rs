@@ -35,6 +35,9 @@ impl Database {
                 Some(c) if !c.perms.contains(Perms::PR) => HapStatus::WRITE_ONLY,
                 Some(c) => {
                     let mut e = json::characteristic(Some(id.aid), c, fields);
+                    if let Some(answer) = client.answer(id) {
+                        e.value = Some(answer.to_json());
+                    }
                     if q.ev {
                         e.ev = Some(client.subscriptions.contains(&id));
                     }

@@ -525,7 +525,7 @@ impl WriteHandler for Camera {
                 // Echo the session id item with a "success" status item.
                 let mut resp = req.clone();
                 resp.extend_from_slice(&[2, 1, 0]);
-                WriteResult::StoreValue(Value::Tlv8(resp))
+                WriteResult::Answer(Value::Tlv8(resp))
             }
             HapType::Apple(services::SELECTED_RTP_STREAM_CONFIGURATION) => {
                 WriteResult::Fail(HapStatus::RESOURCE_BUSY)
@@ -547,8 +547,22 @@ fn handler_setup_endpoints_read_after_write_and_write_response() {
     let w = json!({"characteristics":[{"aid":2,"iid":se.iid,"value":"AQEA"}]}).to_string();
     let r = db.write(w.as_bytes(), &mut c, now, &mut cam);
     assert_eq!(r.status, Status::NO_CONTENT);
-    let (_, b) = db.read(&format!("id=2.{}", se.iid), &c);
-    assert_eq!(body(&b)["characteristics"][0]["value"], "AQEAAgEA");
+    let read = |db: &Database, c: &ClientState| {
+        let (_, b) = db.read(&format!("id=2.{}", se.iid), c);
+        body(&b)["characteristics"][0]["value"].clone()
+    };
+    assert_eq!(read(&db, &c), "AQEAAgEA");
+    // Each connection reads the answer to its own write: another controller's write in
+    // between does not replace it, and one that wrote nothing reads the stored value.
+    let (mut other, idle) = (ClientState::default(), ClientState::default());
+    let w2 = json!({"characteristics":[{"aid":2,"iid":se.iid,"value":"AQEC"}]}).to_string();
+    assert_eq!(
+        db.write(w2.as_bytes(), &mut other, now, &mut cam).status,
+        Status::NO_CONTENT
+    );
+    assert_eq!(read(&db, &c), "AQEAAgEA");
+    assert_eq!(read(&db, &other), "AQECAgEA");
+    assert_eq!(read(&db, &idle), "");
     // Other controllers: write with "r":true gets the response in the 207.
     let w = json!({"characteristics":[{"aid":2,"iid":se.iid,"value":"AQEB","r":true}]}).to_string();
     let r = db.write(w.as_bytes(), &mut c, now, &mut cam);
@@ -572,7 +586,7 @@ fn handler_setup_endpoints_read_after_write_and_write_response() {
         Status::NO_CONTENT
     );
     assert_eq!(cam.identified, 1);
-    assert_eq!(cam.written.len(), 4);
+    assert_eq!(cam.written.len(), 5);
 }
 
 #[test]

@@ -29,9 +29,14 @@ pub enum WriteResult {
     /// Store the written value.
     Store,
     /// Store this value instead. It is what a write response (`"r":true`) and later reads
-    /// return: Setup Endpoints (`118`) answers a write with the accessory's endpoints TLV,
-    /// which iOS reads right after writing (HAP §7.5) and some controllers request with `r`.
+    /// return.
     StoreValue(Value),
+    /// Answer the writing connection only: its write response (`"r":true`) and its later reads
+    /// of the characteristic return this value; nothing is stored, other connections read what
+    /// they read before. Setup Endpoints (`118`) answers a write with the accessory's endpoints
+    /// for that controller's session, which iOS reads right after writing (HAP §7.5): another
+    /// controller's write in between must not replace it.
+    Answer(Value),
     /// Fail the write with this status; nothing is stored.
     Fail(HapStatus),
 }
@@ -176,18 +181,26 @@ impl Database {
                 value: &value,
                 response_requested: e.r,
             };
-            let stored = match handler.write(&request) {
-                WriteResult::Store => value,
+            let respond = e.r && (c.perms.contains(Perms::WR) || c.perms.contains(Perms::PR));
+            match handler.write(&request) {
+                WriteResult::Store => changes.extend(store(c, e.id, value)),
                 // A handler value of the wrong format is a bridge bug; the write fails rather
                 // than corrupting the database.
-                WriteResult::StoreValue(v) if v.matches(c.format) => v,
-                WriteResult::StoreValue(_) => {
+                WriteResult::StoreValue(v) if v.matches(c.format) => {
+                    changes.extend(store(c, e.id, v));
+                }
+                WriteResult::Answer(v) if v.matches(c.format) => {
+                    if respond {
+                        response = Some(v.to_json());
+                    }
+                    client.set_answer(e.id, v);
+                }
+                WriteResult::StoreValue(_) | WriteResult::Answer(_) => {
                     return (HapStatus::SERVICE_COMMUNICATION_FAILURE, None);
                 }
                 WriteResult::Fail(s) => return (s, None),
-            };
-            changes.extend(store(c, e.id, stored));
-            if e.r && (c.perms.contains(Perms::WR) || c.perms.contains(Perms::PR)) {
+            }
+            if respond && response.is_none() {
                 response = Some(c.value.to_json());
             }
         }
