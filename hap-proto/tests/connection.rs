@@ -11,7 +11,7 @@ use ed25519_dalek::SigningKey;
 use hap_proto::controller::client::{ClientConnection, Message};
 use hap_proto::controller::setup::{ControllerSetup, PairedAccessory, SrpPadding};
 use hap_proto::controller::verify::{
-    ControllerCredentials, ControllerVerify, list_pairings_request, parse_list_pairings,
+    ControllerCredentials, ControllerVerify, ExpectM4, list_pairings_request, parse_list_pairings,
     remove_pairing_request,
 };
 use hap_proto::db::services::{self, AccessoryInfo};
@@ -24,6 +24,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 const CODE: &str = "518-08-582";
+const TLV: Option<&str> = Some("application/pairing+tlv8");
 const CONTROLLER_ID: &[u8] = b"6A2B7B1C-0D5E-4F60-8172-93A4B5C6D7E8";
 
 /// The accessory server: everything the connections share.
@@ -130,13 +131,12 @@ impl Controller {
             self.key.clone(),
             &mut self.rng,
         );
-        let tlv = Some("application/pairing+tlv8");
         let m1 = setup.start();
-        let (m2, _) = self.call(server, conn, "POST", "/pair-setup", tlv, &m1);
+        let (m2, _) = self.call(server, conn, "POST", "/pair-setup", TLV, &m1);
         let m3 = setup.handle_m2(&m2.body).unwrap();
-        let (m4, _) = self.call(server, conn, "POST", "/pair-setup", tlv, &m3);
+        let (m4, _) = self.call(server, conn, "POST", "/pair-setup", TLV, &m3);
         let m5 = setup.handle_m4(&m4.body).unwrap();
-        let (m6, events) = self.call(server, conn, "POST", "/pair-setup", tlv, &m5);
+        let (m6, events) = self.call(server, conn, "POST", "/pair-setup", TLV, &m5);
         assert!(matches!(
             events.as_slice(),
             [ConnectionEvent::Paired { .. }]
@@ -144,10 +144,15 @@ impl Controller {
         setup.handle_m6(&m6.body).unwrap()
     }
 
-    fn verify(&mut self, server: &mut Server, conn: &mut Connection, acc: &PairedAccessory) {
-        let tlv = Some("application/pairing+tlv8");
+    /// Pair-verify M1 and M2: returns M3 and what checks M4.
+    fn verify_to_m3(
+        &mut self,
+        server: &mut Server,
+        conn: &mut Connection,
+        acc: &PairedAccessory,
+    ) -> (ExpectM4, Vec<u8>) {
         let (expect_m2, m1) = ControllerVerify::start(&mut self.rng);
-        let (m2, _) = self.call(server, conn, "POST", "/pair-verify", tlv, &m1);
+        let (m2, _) = self.call(server, conn, "POST", "/pair-verify", TLV, &m1);
         let device_id = acc.device_id.to_string();
         let creds = ControllerCredentials {
             pairing_id: CONTROLLER_ID,
@@ -155,8 +160,12 @@ impl Controller {
             accessory_pairing_id: device_id.as_bytes(),
             accessory_ltpk: acc.public_key,
         };
-        let (expect_m4, m3) = expect_m2.handle(&m2.body, &creds).unwrap();
-        let (m4, events) = self.call(server, conn, "POST", "/pair-verify", tlv, &m3);
+        expect_m2.handle(&m2.body, &creds).unwrap()
+    }
+
+    fn verify(&mut self, server: &mut Server, conn: &mut Connection, acc: &PairedAccessory) {
+        let (expect_m4, m3) = self.verify_to_m3(server, conn, acc);
+        let (m4, events) = self.call(server, conn, "POST", "/pair-verify", TLV, &m3);
         assert!(matches!(
             events.as_slice(),
             [ConnectionEvent::Verified { .. }]
@@ -282,7 +291,7 @@ fn pair_verify_then_encrypted_database_and_events() {
         &mut conn,
         "POST",
         "/pairings",
-        Some("application/pairing+tlv8"),
+        TLV,
         &list_pairings_request(),
     );
     let list = parse_list_pairings(&msg.body).unwrap();
@@ -293,7 +302,7 @@ fn pair_verify_then_encrypted_database_and_events() {
         &mut conn,
         "POST",
         "/pairings",
-        Some("application/pairing+tlv8"),
+        TLV,
         &remove_pairing_request(CONTROLLER_ID),
     );
     assert_eq!(msg.status, 200);
@@ -434,20 +443,10 @@ fn verify_until_m3(
     conn: &mut Connection,
     acc: &PairedAccessory,
 ) -> (Vec<u8>, hap_proto::controller::verify::ControllerVerified) {
-    let tlv = Some("application/pairing+tlv8");
-    let (expect_m2, m1) = ControllerVerify::start(&mut c.rng);
-    let (m2, _) = c.call(server, conn, "POST", "/pair-verify", tlv, &m1);
-    let device_id = acc.device_id.to_string();
-    let creds = ControllerCredentials {
-        pairing_id: CONTROLLER_ID,
-        signing_key: &c.key,
-        accessory_pairing_id: device_id.as_bytes(),
-        accessory_ltpk: acc.public_key,
-    };
-    let (expect_m4, m3) = expect_m2.handle(&m2.body, &creds).unwrap();
+    let (expect_m4, m3) = c.verify_to_m3(server, conn, acc);
     let mut wire = Vec::new();
     c.http
-        .request("POST", "/pair-verify", tlv, &m3, &mut wire)
+        .request("POST", "/pair-verify", TLV, &m3, &mut wire)
         .unwrap();
     // kTLVType_State (6) = M4 (4).
     let verified = expect_m4.handle(&[0x06, 0x01, 0x04]).unwrap();
@@ -471,13 +470,7 @@ fn plaintext_after_verify_m3_is_never_a_request() {
         hap_proto::pairing::Permissions::Admin,
     );
     c.http
-        .request(
-            "POST",
-            "/pairings",
-            Some("application/pairing+tlv8"),
-            &body,
-            &mut wire,
-        )
+        .request("POST", "/pairings", TLV, &body, &mut wire)
         .unwrap();
     let (out, _) = server.input(&mut conn, &wire);
     assert!(matches!(conn.closing(), Some(CloseReason::Protocol(_))));

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::camera_util::{
     Ffmpeg, Receiver, RtcpPinger, accessory_addr, command, jpeg_size, read_tlv, select, selected,
-    setup_endpoints, setup_endpoints_request, stream_services, streaming_status,
+    set_active, setup_endpoints, setup_endpoints_request, stream_services, streaming_status,
     write_setup_endpoints,
 };
 use crate::controller::{Conn, Identity, JSON};
@@ -564,14 +564,7 @@ fn a_stream_service_switched_off_is_unavailable_and_refuses_sessions() {
     let bridge = Bridge::start();
     let (mut c, _, _, aid) = connect(&bridge, "Demo Camera");
     let s = stream_services(&mut c, aid)[1];
-    let active = |c: &mut Conn, on: u8| {
-        let (code, body) = c.json(
-            "PUT",
-            "/characteristics",
-            Some(&json!({"characteristics": [{"aid": aid, "iid": s.active, "value": on}]})),
-        );
-        assert_eq!(code, 204, "{body}");
-    };
+    let active = |c: &mut Conn, on: u8| set_active(c, &s, on);
     active(&mut c, 0);
     let off = wait_status(
         &mut c,
@@ -608,16 +601,8 @@ fn a_camera_rebuilt_at_run_time_keeps_its_active_switch_and_reports_its_slots() 
     let (mut c, _, aid) = connect_with_extra_camera(&bridge);
     let services = stream_services(&mut c, aid);
     let (s0, s1) = (services[0], services[1]);
-    let set_active = |c: &mut Conn, on: u8| {
-        let (code, body) = c.json(
-            "PUT",
-            "/characteristics",
-            Some(&json!({"characteristics": [{"aid": aid, "iid": s1.active, "value": on}]})),
-        );
-        assert_eq!(code, 204, "{body}");
-    };
     let rx = Receiver::start();
-    set_active(&mut c, 0);
+    set_active(&mut c, &s1, 0);
     assert!(wait_status(
         &mut c,
         &s1,
@@ -664,7 +649,7 @@ fn a_camera_rebuilt_at_run_time_keeps_its_active_switch_and_reports_its_slots() 
         setup_endpoints(&mut c, &s1, [0x8; 16], rx.port).status,
         SetupStatus::BUSY
     );
-    set_active(&mut c, 1);
+    set_active(&mut c, &s1, 1);
     assert!(
         wait_status(
             &mut c,

@@ -96,6 +96,16 @@ pub(crate) fn read_tlv(c: &mut Conn, aid: u64, iid: u64) -> Vec<u8> {
     unb64(&body["characteristics"][0]["value"])
 }
 
+/// Switches a stream service on or off (Active, `B0`), expecting 204.
+pub(crate) fn set_active(c: &mut Conn, s: &StreamService, on: u8) {
+    let (code, body) = c.json(
+        "PUT",
+        "/characteristics",
+        Some(&json!({"characteristics": [{"aid": s.aid, "iid": s.active, "value": on}]})),
+    );
+    assert_eq!(code, 204, "{body}");
+}
+
 /// Streaming Status (`120`) of a service.
 pub(crate) fn streaming_status(c: &mut Conn, s: &StreamService) -> StreamingStatus {
     decode_streaming_status(&read_tlv(c, s.aid, s.status)).unwrap()
