@@ -93,7 +93,10 @@ impl Sensors {
     pub(crate) fn motion(&self, camera: &str, detected: bool) -> Result<(), SensorError> {
         let cam = self.camera(camera)?;
         let id = cam.ids.motion.ok_or_else(|| no_sensor(camera, "motion"))?;
-        let generation = {
+        // The value is written under the run's lock, as the reset below: a concurrent trigger,
+        // clear or reset cannot write between another one's bookkeeping and its value (which
+        // could leave motion on with no timer to end it, or end a run that just restarted).
+        let (generation, reset_at) = {
             let mut run = cam
                 .motion
                 .lock()
@@ -104,39 +107,29 @@ impl Sensors {
             } else {
                 run.since = None;
             }
-            run.generation
-        };
-        cam.server
-            .set_value(id, Value::Bool(detected))
-            .map_err(refused)?;
-        tracing::info!(camera, detected, "motion");
-        if detected {
-            let since = cam
-                .motion
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            cam.server
+                .set_value(id, Value::Bool(detected))
+                .map_err(refused)?;
+            let reset_at = run
                 .since
-                .unwrap_or_else(Instant::now);
-            let at = (Instant::now() + self.reset).min(since + self.cap);
+                .map(|since| (Instant::now() + self.reset).min(since + self.cap));
+            (run.generation, reset_at)
+        };
+        tracing::info!(camera, detected, "motion");
+        if let Some(at) = reset_at {
             let camera = camera.to_owned();
             tokio::spawn(async move {
                 tokio::time::sleep_until(at).await;
-                let due = {
-                    let mut run = cam
-                        .motion
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    // Only the newest trigger's timer resets; its deadline already respects the
-                    // cap (at most `since + cap`).
-                    if run.generation == generation {
-                        run.since = None;
-                        true
-                    } else {
-                        false
-                    }
-                };
-                if due {
+                let mut run = cam
+                    .motion
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Only the newest trigger's timer resets; its deadline already respects the
+                // cap (at most `since + cap`).
+                if run.generation == generation {
+                    run.since = None;
                     let _ = cam.server.set_value(id, Value::Bool(false));
+                    drop(run);
                     tracing::info!(camera, "motion reset");
                 }
             });

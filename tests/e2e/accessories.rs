@@ -70,6 +70,29 @@ fn motion_resets_after_the_reset_time_and_is_capped() {
         capped >= Duration::from_millis(2500) && capped < Duration::from_millis(4500),
         "{capped:?}"
     );
+
+    // Triggers and clears at once from many clients: whatever order they land in, motion
+    // ends "not detected" once the reset time has passed.
+    let threads: Vec<_> = (0..16)
+        .map(|n| {
+            let api = bridge.api;
+            std::thread::spawn(move || {
+                let body = format!("{{\"detected\": {}}}", n % 2 == 0);
+                crate::util::http(
+                    api,
+                    "POST",
+                    "/api/v1/homekit/cameras/demo/motion",
+                    Some(&body),
+                )
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().0, 200);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, read) = c.json("GET", &format!("/characteristics?id={aid}.{iid}"), None);
+    assert_eq!(read["characteristics"][0]["value"], false, "{read}");
 }
 
 #[test]
