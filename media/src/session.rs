@@ -514,9 +514,16 @@ impl Sender {
         if let Ok(protected) = self.srtp.protect_rtcp(&out) {
             let _ = self
                 .socket
-                .send_to(&protected, self.params.destination)
+                .send_to(&protected, self.rtcp_destination())
                 .await;
         }
+    }
+
+    /// Where RTCP goes: its own port when it is not multiplexed with RTP (RFC 3550 §11).
+    fn rtcp_destination(&self) -> SocketAddr {
+        self.params
+            .rtcp_destination
+            .unwrap_or(self.params.destination)
     }
 
     async fn send_bye(&mut self) {
@@ -525,7 +532,7 @@ impl Sender {
         if let Ok(protected) = self.srtp.protect_rtcp(&out) {
             let _ = self
                 .socket
-                .send_to(&protected, self.params.destination)
+                .send_to(&protected, self.rtcp_destination())
                 .await;
         }
     }

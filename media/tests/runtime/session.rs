@@ -264,6 +264,31 @@ async fn rtcp_silence_ends_the_stream_and_stop_means_no_more_packets() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtcp_goes_to_its_own_port_when_not_multiplexed() {
+    let camera = pattern_camera(320, 240);
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtcp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let mut p = params(rtp.local_addr().unwrap(), 320, 240, 30, Mode::Passthrough);
+    p.rtcp_destination = Some(rtcp.local_addr().unwrap());
+    let mut handle = session::start(camera, socket, p).await.unwrap();
+    // SRTCP keeps the RTCP header in the clear (RFC 3711 §3.4): a Sender Report is PT 200.
+    let mut buf = [0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(5), rtcp.recv(&mut buf))
+        .await
+        .expect("a Sender Report on the RTCP port")
+        .unwrap();
+    assert!(n >= 8 && buf[1] == 200, "{:?}", &buf[..n.min(8)]);
+    handle.stop();
+    assert_eq!(handle.wait().await, EndReason::Stopped);
+    // The RTP port got only RTP (payload type 99), no RTCP.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), rtp.recv(&mut buf)).await
+    {
+        assert!(n > 12 && buf[1] & 0x7f == 99, "{:?}", &buf[..8]);
+    }
+}
+
 /// What the checking relay saw of a stream on its way to ffmpeg.
 #[derive(Debug, Default)]
 struct WireCheck {
