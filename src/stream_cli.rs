@@ -32,6 +32,16 @@ async fn stream(args: &StreamArgs) -> anyhow::Result<()> {
         anyhow::anyhow!("--srtp-key: {e} (base64 of the 16-byte key + 14-byte salt)")
     })?;
     let (width, height) = args.size;
+    let warm = Duration::try_from_secs_f64(args.warm_up)
+        .ok()
+        .filter(|d| *d <= MAX_WARM_UP)
+        .with_context(|| {
+            format!(
+                "--warm-up: {} is not 0..={} seconds",
+                args.warm_up,
+                MAX_WARM_UP.as_secs()
+            )
+        })?;
     let source = if args.rtsp == "test-pattern" {
         SourceConfig::TestPattern(TestPatternConfig {
             width: 1920,
@@ -100,8 +110,8 @@ async fn stream(args: &StreamArgs) -> anyhow::Result<()> {
         args.kbps,
         args.mode
     );
-    if args.warm_up > 0.0 {
-        warm_up(camera.main(), Duration::from_secs_f64(args.warm_up)).await?;
+    if !warm.is_zero() {
+        warm_up(camera.main(), warm).await?;
     }
     // Benchmarks time the first packet and picture from this line (benches/latency.rs).
     eprintln!("hap-bridge stream: session start");
@@ -216,3 +226,6 @@ fn print_stats(s: &session::LiveStats) {
 
 /// How long `--warm-up` waits for a key frame after its delay.
 const WARM_UP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Longest `--warm-up`.
+const MAX_WARM_UP: Duration = Duration::from_secs(3600);

@@ -770,3 +770,33 @@ fn the_admin_api_stops_a_stream_and_removing_a_camera_ends_its_streams() {
     let (_, streams) = bridge.api_get("/api/v1/homekit/streams");
     assert_eq!(streams["streams"], json!([]));
 }
+
+#[test]
+fn the_stream_command_refuses_bad_arguments_naming_them() {
+    let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; // 30 zero bytes
+    let base = [
+        "stream",
+        "--rtsp",
+        "test-pattern",
+        "--dest",
+        "127.0.0.1:9",
+        "--ssrc",
+        "1",
+        "--pt",
+        "99",
+    ];
+    for (extra, named) in [
+        (["--srtp-key", key, "--warm-up=inf"], "--warm-up"),
+        (["--srtp-key", key, "--warm-up=-1"], "--warm-up"),
+        (["--srtp-key", "c2hvcnQ=", "--warm-up=0"], "--srtp-key"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hap-bridge"))
+            .args(base.iter().chain(extra.iter()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {stderr}");
+        assert!(stderr.contains(named), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
+    }
+}
