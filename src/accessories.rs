@@ -206,5 +206,48 @@ fn save_iids(store: &Store, key: &ServerKey, aid: u64, iids: &IidAllocator) -> a
 
 /// Firmware revision advertised by every accessory.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the configuration number (`c#`) follows: the database's shape (without values) and the
+/// firmware version, so that `c#` goes up when accessories, services or characteristics change
+/// and also after an upgrade (hap-reference §6.5), when iOS must drop its cached database.
+pub(crate) fn config_hash(db: &Database) -> Vec<u8> {
+    config_hash_for(db, VERSION)
+}
+
+fn config_hash_for(db: &Database, version: &str) -> Vec<u8> {
+    let mut hash = db.shape_hash().to_vec();
+    hash.extend_from_slice(b"\0firmware ");
+    hash.extend_from_slice(version.as_bytes());
+    hash
+}
 /// Programmable Switch Event (HAP §6.6 Doorbell).
 const PROGRAMMABLE_SWITCH_EVENT: u32 = 0x73;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SetupSecrets;
+    use crate::testutil::{TempDir, rng};
+
+    #[test]
+    fn the_configuration_number_goes_up_after_an_upgrade_only() {
+        let dir = TempDir::new("config-number");
+        let store = Store::open(dir.path()).unwrap();
+        let key = ServerKey::Bridge;
+        let setup = |_: &mut dyn hap_proto::CryptoRandom| SetupSecrets {
+            setup_id: "7OSX".to_owned(),
+            setup_code: "518-08-582".to_owned(),
+        };
+        store.server(&key, &mut rng(1), setup).unwrap();
+        let db = build_bridge(&Config::default(), &store).unwrap().db;
+        let number = |version| {
+            store
+                .update_config_number(&key, &config_hash_for(&db, version))
+                .unwrap()
+        };
+        let first = number("0.1.0");
+        assert_eq!(number("0.1.0"), first, "same firmware, same shape");
+        assert_eq!(number("0.2.0"), first + 1, "an upgrade");
+        assert_eq!(number("0.2.0"), first + 1);
+    }
+}

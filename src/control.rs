@@ -447,7 +447,7 @@ impl Controller {
         let routes = attach(&rt.manager, &built, &bridge_config.cameras, &fresh)?;
         let number = self
             .store
-            .update_config_number(&ServerKey::Bridge, &built.db.shape_hash())?;
+            .update_config_number(&ServerKey::Bridge, &accessories::config_hash(&built.db))?;
         let before = self.bridge().config_number();
         self.bridge().replace_database(built.db, routes, number);
         if number != before {
@@ -484,7 +484,7 @@ impl Controller {
                 let routes = attach(&rt.manager, &built, std::slice::from_ref(cam), &fresh)?;
                 let number = self
                     .store
-                    .update_config_number(&key, &built.db.shape_hash())?;
+                    .update_config_number(&key, &accessories::config_hash(&built.db))?;
                 entry
                     .server
                     .inner()
@@ -898,7 +898,7 @@ pub(crate) async fn start_server(
     let record = store.server_record(&key)?.unwrap_or(record);
     tracing::debug!(server = %key.as_db(), stored_config_number = record.config_number, "identity loaded");
     let (setup_code, setup_id) = setup_adapter::parse(&record.setup, key.as_db().as_str())?;
-    let config_number = store.update_config_number(&key, &db.shape_hash())?;
+    let config_number = store.update_config_number(&key, &accessories::config_hash(&db))?;
     let pairings = store.pairing_store(&key)?;
     let params = ServerParams {
         key: key.clone(),
