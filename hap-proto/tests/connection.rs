@@ -175,6 +175,17 @@ impl Controller {
     }
 }
 
+/// A server paired with controller `seed` over connection 1, and a fresh connection 2 (not
+/// verified yet) with the controller's HTTP state reset for it.
+fn paired_then_new_connection(seed: u64) -> (Server, Controller, Connection, PairedAccessory) {
+    let mut server = Server::new(seed);
+    let mut c = Controller::new(seed);
+    let mut setup_conn = Connection::new(ConnectionId(1));
+    let acc = c.pair(&mut server, &mut setup_conn);
+    c.http = ClientConnection::new();
+    (server, c, Connection::new(ConnectionId(2)), acc)
+}
+
 fn json(msg: &Message) -> serde_json::Value {
     serde_json::from_slice(&msg.body).unwrap()
 }
@@ -319,12 +330,7 @@ fn pair_verify_then_encrypted_database_and_events() {
 
 #[test]
 fn tampered_frame_closes_without_response() {
-    let mut server = Server::new(4);
-    let mut c = Controller::new(4);
-    let mut conn = Connection::new(ConnectionId(1));
-    let acc = c.pair(&mut server, &mut conn);
-    let mut conn = Connection::new(ConnectionId(2));
-    c.http = ClientConnection::new();
+    let (mut server, mut c, mut conn, acc) = paired_then_new_connection(4);
     c.verify(&mut server, &mut conn, &acc);
     let mut wire = Vec::new();
     c.http
@@ -348,12 +354,7 @@ fn tampered_frame_closes_without_response() {
 
 #[test]
 fn requests_split_across_frames_and_byte_by_byte() {
-    let mut server = Server::new(5);
-    let mut c = Controller::new(5);
-    let mut conn = Connection::new(ConnectionId(1));
-    let acc = c.pair(&mut server, &mut conn);
-    let mut conn = Connection::new(ConnectionId(2));
-    c.http = ClientConnection::new();
+    let (mut server, mut c, mut conn, acc) = paired_then_new_connection(5);
     c.verify(&mut server, &mut conn, &acc);
     // A body larger than one 1024-byte frame, fed one byte at a time.
     let padding = "x".repeat(1500);
@@ -388,12 +389,7 @@ fn requests_split_across_frames_and_byte_by_byte() {
 
 #[test]
 fn snapshot_request_waits_for_the_caller() {
-    let mut server = Server::new(6);
-    let mut c = Controller::new(6);
-    let mut conn = Connection::new(ConnectionId(1));
-    let acc = c.pair(&mut server, &mut conn);
-    let mut conn = Connection::new(ConnectionId(2));
-    c.http = ClientConnection::new();
+    let (mut server, mut c, mut conn, acc) = paired_then_new_connection(6);
     c.verify(&mut server, &mut conn, &acc);
     let mut wire = Vec::new();
     let body = br#"{"resource-type":"image","image-width":640,"image-height":360,"aid":1}"#;
@@ -455,12 +451,7 @@ fn verify_until_m3(
 
 #[test]
 fn plaintext_after_verify_m3_is_never_a_request() {
-    let mut server = Server::new(7);
-    let mut c = Controller::new(7);
-    let mut conn = Connection::new(ConnectionId(1));
-    let acc = c.pair(&mut server, &mut conn);
-    let mut conn = Connection::new(ConnectionId(2));
-    c.http = ClientConnection::new();
+    let (mut server, mut c, mut conn, acc) = paired_then_new_connection(7);
     let (mut wire, _) = verify_until_m3(&mut server, &mut c, &mut conn, &acc);
     // Someone on the path appends a plaintext AddPairing (admin) to M3.
     let intruder = SigningKey::from_bytes(&[0x42; 32]);
@@ -481,12 +472,7 @@ fn plaintext_after_verify_m3_is_never_a_request() {
 
 #[test]
 fn encrypted_request_in_the_same_read_as_verify_m3_is_answered() {
-    let mut server = Server::new(8);
-    let mut c = Controller::new(8);
-    let mut conn = Connection::new(ConnectionId(1));
-    let acc = c.pair(&mut server, &mut conn);
-    let mut conn = Connection::new(ConnectionId(2));
-    c.http = ClientConnection::new();
+    let (mut server, mut c, mut conn, acc) = paired_then_new_connection(8);
     let (mut wire, verified) = verify_until_m3(&mut server, &mut c, &mut conn, &acc);
     let mut session = ClientConnection::new();
     session.start_session(verified.keys);
