@@ -9,7 +9,7 @@ use hap_proto::db::services::{self, AccessoryInfo};
 use hap_proto::db::{AccessoryBuilder, CharId, Database, HapType, IidAllocator};
 
 use crate::camera::Placement;
-use crate::config::{CameraConfig, CameraMode, Config};
+use crate::config::{CameraMode, CameraSettings, Config};
 use crate::store::{ServerKey, Store};
 
 /// The characteristics the bridge drives for one camera's sensors.
@@ -38,7 +38,7 @@ pub(crate) struct Built {
 /// accessory per enabled bridged camera.
 pub(crate) fn build_bridge(config: &Config, store: &Store) -> anyhow::Result<Built> {
     let key = ServerKey::Bridge;
-    let cameras: Vec<&CameraConfig> = config
+    let cameras: Vec<&CameraSettings> = config
         .cameras
         .iter()
         .filter(|c| c.enabled && c.mode == CameraMode::Bridged)
@@ -91,7 +91,7 @@ pub(crate) fn build_bridge(config: &Config, store: &Store) -> anyhow::Result<Bui
 
 /// Builds a standalone camera's database: aid 1 is the camera itself.
 pub(crate) fn build_standalone(
-    cam: &CameraConfig,
+    cam: &CameraSettings,
     manufacturer: &str,
     store: &Store,
 ) -> anyhow::Result<Built> {
@@ -117,7 +117,7 @@ pub(crate) fn build_standalone(
 /// doorbell are linked from the first stream service, and a doorbell is the primary service of a
 /// video doorbell.
 fn camera_accessory(
-    cam: &CameraConfig,
+    cam: &CameraSettings,
     aid: u64,
     manufacturer: &str,
     standalone: bool,

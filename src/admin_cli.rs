@@ -140,7 +140,7 @@ pub(crate) fn qr(cli: &Cli, config: &Config, camera: Option<&str>) -> anyhow::Re
 
 /// The category of standalone camera `id` (from the file or the store), or why it has none.
 fn standalone(config: &Config, store: &Store, id: &str) -> anyhow::Result<Category> {
-    let cameras = crate::control::load_cameras(config, store)?;
+    let cameras = crate::registry::load(config, store.runtime_cameras()?);
     let Some(cam) = cameras.iter().find(|c| c.config.id == id) else {
         anyhow::bail!("no camera {id:?} in the configuration file or the state store");
     };

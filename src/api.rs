@@ -26,13 +26,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Value as Json, json};
 
-use crate::control::Controller;
 use crate::sensors::{SensorError, Sensors};
+use crate::servers::Servers;
 
 /// What the API reads and drives.
 pub(crate) struct ApiState {
     /// The HAP servers.
-    pub(crate) control: Arc<Controller>,
+    pub(crate) servers: Arc<Servers>,
     /// Camera sensors.
     pub(crate) sensors: Arc<Sensors>,
     /// The bridge's configured name.

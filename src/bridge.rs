@@ -2,21 +2,17 @@
 //! servers (the bridge and each standalone camera) with their mDNS records, the admin API, and
 //! waits for Ctrl-C or SIGTERM to shut everything down.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hap_proto::setup::Category;
-
-use crate::accessories;
 use crate::api::{self, ApiState, Transcoder};
-use crate::camera::{CameraManager, Routes};
+use crate::camera::CameraManager;
 use crate::cli::Cli;
 use crate::config::Config;
-use crate::control::{self, Controller};
 use crate::mdns::Advertiser;
 use crate::sensors::Sensors;
-use crate::store::{ServerKey, Store};
+use crate::servers::{BridgeParts, Servers};
+use crate::store::Store;
 
 /// Runs until Ctrl-C or SIGTERM.
 pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
@@ -43,52 +39,26 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
         tracing::warn!("bridge.bind: only the first address is used: {bind_ip}");
     }
     let manager = CameraManager::new();
-    // The configuration file's cameras and the ones added through the admin API (control.rs).
-    let cameras = control::load_cameras(&config, &store)?;
-    let initial = Config {
-        cameras: cameras.iter().map(|c| c.config.clone()).collect(),
-        ..config.clone()
-    };
-    let built = accessories::build_bridge(&initial, &store)?;
-    let bridge = control::start_server(
-        &store,
-        ServerKey::Bridge,
-        &config.bridge.name,
-        &config.bridge.model,
-        Category::BRIDGE,
-        built.db,
-        // The cameras' runtimes and routes come with `start_cameras` below.
-        Routes::default(),
-        SocketAddr::new(bind_ip, config.bridge.port),
-        cli.setup_code.as_deref(),
-        &advertiser,
-        serve,
-    )
-    .await?;
     let timings = config.timings;
     let sensors = Arc::new(Sensors::new(
         Vec::new(),
         Duration::from_secs(u64::from(timings.motion_reset_seconds)),
         Duration::from_secs(u64::from(timings.max_motion_duration)),
     ));
-
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let token = api::resolve_token(config.api.token.as_deref(), cli.api_addr, &store)?;
-    let control = Arc::new(Controller::new(
-        bridge,
-        store.clone(),
-        control::Runtime {
-            config: config.clone(),
-            advertiser: advertiser.clone(),
-            bind_ip,
-            sensors: sensors.clone(),
-            manager: manager.clone(),
-        },
-    ));
-    // Standalone cameras' servers start here; the sensors are wired to the databases.
-    control.start_cameras(cameras).await?;
+    // The bridge's server and the standalone cameras' start here, with the configuration file's
+    // cameras and the ones added through the admin API; the sensors are wired to them.
+    let parts = BridgeParts {
+        config: config.clone(),
+        advertiser: advertiser.clone(),
+        bind_ip,
+        sensors: sensors.clone(),
+        manager: manager.clone(),
+    };
+    let servers = Arc::new(Servers::start(store.clone(), parts, cli.setup_code.as_deref()).await?);
     let api_state = Arc::new(ApiState {
-        control: control.clone(),
+        servers: servers.clone(),
         sensors,
         bridge_name: config.bridge.name.clone(),
         streams: manager.clone(),
@@ -110,7 +80,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     manager.shutdown().await;
-    control.shutdown().await;
+    servers.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
     advertiser.shutdown();
     drop(stop_rx);

@@ -20,7 +20,7 @@ pub(crate) struct Config {
     pub(crate) bridge: BridgeConfig,
     /// The cameras, in the order given.
     #[serde(default)]
-    pub(crate) cameras: Vec<CameraConfig>,
+    pub(crate) cameras: Vec<CameraSettings>,
     /// Sensor timings.
     #[serde(default)]
     pub(crate) timings: Timings,
@@ -84,7 +84,7 @@ impl Default for BridgeConfig {
 /// `[[cameras]]`: one camera.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CameraConfig {
+pub(crate) struct CameraSettings {
     /// Stable identifier (`[a-z0-9_-]`); AIDs and standalone identities are keyed on it.
     pub(crate) id: String,
     /// Name shown in the Home app.
@@ -265,7 +265,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             bridge: BridgeConfig::default(),
-            cameras: vec![CameraConfig {
+            cameras: vec![CameraSettings {
                 id: "demo".to_owned(),
                 name: "Demo Camera".to_owned(),
                 source: Source::TestPattern,
@@ -283,7 +283,7 @@ impl Default for Config {
     }
 }
 
-impl CameraConfig {
+impl CameraSettings {
     /// Checks this camera's own fields (not its relation to other cameras: unique id and
     /// port are checked by [`Config::validate`]); error fields are `prefix` + the field name.
     pub(crate) fn validate(&self, prefix: &str) -> Result<(), ConfigError> {

@@ -13,7 +13,7 @@ use hap_proto::db::{HapStatus, Value};
 use tokio::time::Instant;
 
 use crate::accessories::SensorIds;
-use crate::hap::Inner;
+use crate::camera::CameraHost;
 
 /// Why a sensor trigger could not be applied.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,7 +38,7 @@ struct MotionRun {
 }
 
 struct Camera {
-    server: Arc<Inner>,
+    server: Arc<dyn CameraHost>,
     ids: SensorIds,
     motion: Mutex<MotionRun>,
 }
@@ -54,7 +54,7 @@ pub(crate) struct Sensors {
 impl Sensors {
     /// Sensors for `cameras` (id, the server that holds them, their characteristics).
     pub(crate) fn new(
-        cameras: Vec<(String, Arc<Inner>, SensorIds)>,
+        cameras: Vec<(String, Arc<dyn CameraHost>, SensorIds)>,
         reset: Duration,
         cap: Duration,
     ) -> Self {
@@ -67,7 +67,7 @@ impl Sensors {
 
     /// Replaces the cameras (after a run-time change of the accessory databases). A camera on
     /// the same server with the same characteristics keeps its entry (and its motion run).
-    pub(crate) fn replace(&self, cameras: Vec<(String, Arc<Inner>, SensorIds)>) {
+    pub(crate) fn replace(&self, cameras: Vec<(String, Arc<dyn CameraHost>, SensorIds)>) {
         let mut map = self
             .cameras
             .write()
@@ -173,7 +173,9 @@ impl Sensors {
     }
 }
 
-fn camera_map(cameras: Vec<(String, Arc<Inner>, SensorIds)>) -> BTreeMap<String, Arc<Camera>> {
+fn camera_map(
+    cameras: Vec<(String, Arc<dyn CameraHost>, SensorIds)>,
+) -> BTreeMap<String, Arc<Camera>> {
     cameras
         .into_iter()
         .map(|(id, server, ids)| {

@@ -17,20 +17,21 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{ApiState, error, qr_png};
 use crate::config::{
-    CameraConfig, CameraMode, DEFAULT_MAX_STREAMS, Sensors, Source, TEST_PATTERN, mask_url,
+    CameraMode, CameraSettings, DEFAULT_MAX_STREAMS, Sensors, Source, TEST_PATTERN, mask_url,
 };
-use crate::control::{CameraEntry, CameraError, Controller};
+use crate::registry::{CameraEntry, CameraError};
+use crate::servers::Servers;
 
 pub(super) async fn list(State(state): State<Arc<ApiState>>) -> Response {
-    let control = &state.control;
-    let list: Vec<Json> = control.cameras().iter().map(|c| view(c, control)).collect();
+    let servers = &state.servers;
+    let list: Vec<Json> = servers.cameras().iter().map(|c| view(c, servers)).collect();
     (StatusCode::OK, axum::Json(json!({"cameras": list}))).into_response()
 }
 
 pub(super) async fn show(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
-    let control = &state.control;
-    match control.cameras().iter().find(|c| c.config.id == id) {
-        Some(entry) => (StatusCode::OK, axum::Json(view(entry, control))).into_response(),
+    let servers = &state.servers;
+    match servers.cameras().iter().find(|c| c.config.id == id) {
+        Some(entry) => (StatusCode::OK, axum::Json(view(entry, servers))).into_response(),
         None => camera_error(&CameraError::NotFound(id)),
     }
 }
@@ -45,8 +46,8 @@ pub(super) async fn create(State(state): State<Arc<ApiState>>, body: Bytes) -> R
         Err(e) => return e,
     };
     let id = camera.id.clone();
-    match state.control.add_camera(camera).await {
-        Ok(()) => reply(&state.control, &id, StatusCode::CREATED),
+    match state.servers.add_camera(camera).await {
+        Ok(()) => reply(&state.servers, &id, StatusCode::CREATED),
         Err(e) => camera_error(&e),
     }
 }
@@ -63,7 +64,7 @@ pub(super) async fn update(
     // The edit runs under the controller's lock, on the camera as it is then.
     let mut refused = None;
     let result = state
-        .control
+        .servers
         .update_camera(&id, |current| {
             camera_from(&obj, Some(current)).map_err(|response| {
                 refused = Some(response);
@@ -75,13 +76,13 @@ pub(super) async fn update(
         return response;
     }
     match result {
-        Ok(_) => reply(&state.control, &id, StatusCode::OK),
+        Ok(_) => reply(&state.servers, &id, StatusCode::OK),
         Err(e) => camera_error(&e),
     }
 }
 
 pub(super) async fn remove(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
-    match state.control.remove_camera(&id).await {
+    match state.servers.remove_camera(&id).await {
         Ok(_) => (StatusCode::OK, axum::Json(json!({"removed": id}))).into_response(),
         Err(e) => camera_error(&e),
     }
@@ -89,11 +90,11 @@ pub(super) async fn remove(State(state): State<Arc<ApiState>>, Path(id): Path<St
 
 /// `GET /cameras/{id}/qrcode`: a standalone camera's setup QR code (PNG) while unpaired.
 pub(super) async fn qrcode(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
-    let control = &state.control;
-    let Some(entry) = control.cameras().into_iter().find(|c| c.config.id == id) else {
+    let servers = &state.servers;
+    let Some(entry) = servers.cameras().into_iter().find(|c| c.config.id == id) else {
         return camera_error(&CameraError::NotFound(id));
     };
-    let Some((_, uri)) = control.standalone_setup(&id) else {
+    let Some((_, uri)) = servers.standalone_setup(&id) else {
         let why = if entry.config.mode != CameraMode::Standalone {
             "a bridged camera pairs with the bridge: use /api/v1/homekit/qrcode"
         } else if !entry.config.enabled {
@@ -106,18 +107,18 @@ pub(super) async fn qrcode(State(state): State<Arc<ApiState>>, Path(id): Path<St
     qr_png(&uri)
 }
 
-fn reply(control: &Controller, id: &str, code: StatusCode) -> Response {
-    match control.cameras().iter().find(|c| c.config.id == id) {
-        Some(entry) => (code, axum::Json(view(entry, control))).into_response(),
+fn reply(servers: &Servers, id: &str, code: StatusCode) -> Response {
+    match servers.cameras().iter().find(|c| c.config.id == id) {
+        Some(entry) => (code, axum::Json(view(entry, servers))).into_response(),
         None => camera_error(&CameraError::NotFound(id.to_owned())),
     }
 }
 
 /// A camera as the API shows it: passwords masked, with its origin and AID (while exposed).
-fn view(entry: &CameraEntry, control: &Controller) -> Json {
+fn view(entry: &CameraEntry, servers: &Servers) -> Json {
     let c = &entry.config;
     // A standalone camera pairs on its own: its code, while unpaired.
-    let setup = control.standalone_setup(&c.id);
+    let setup = servers.standalone_setup(&c.id);
     json!({
         "id": c.id,
         "name": c.name,
@@ -130,7 +131,7 @@ fn view(entry: &CameraEntry, control: &Controller) -> Json {
         "max_streams": c.max_streams,
         "always_on": c.always_on,
         "origin": entry.origin,
-        "aid": control.camera_aid(&c.id),
+        "aid": servers.camera_aid(&c.id),
         "setup_code": setup.as_ref().map(|(code, _)| code.clone()),
         "setup_uri": setup.as_ref().map(|(_, uri)| uri.clone()),
     })
@@ -186,8 +187,8 @@ fn object(body: &[u8]) -> Result<Map<String, Json>, Response> {
 #[allow(clippy::result_large_err)] // the error is the finished HTTP response
 fn camera_from(
     obj: &Map<String, Json>,
-    current: Option<&CameraConfig>,
-) -> Result<CameraConfig, Response> {
+    current: Option<&CameraSettings>,
+) -> Result<CameraSettings, Response> {
     if let Some(key) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(invalid(&format!(
             "{key}: unknown field (known: {})",
@@ -263,7 +264,7 @@ fn camera_from(
     let always_on = opt_bool(obj, "always_on")?
         .or_else(|| current.map(|c| c.always_on))
         .unwrap_or(false);
-    Ok(CameraConfig {
+    Ok(CameraSettings {
         id,
         name,
         source: main,

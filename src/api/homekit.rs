@@ -1,7 +1,6 @@
 //! `/api/v1/homekit/...`: status, enable/disable, the setup QR code, cameras and pairings.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -10,41 +9,42 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
 use super::{ApiState, error, qr_png};
-use crate::control::{PairingError, Removed};
+use crate::servers::{PairingError, Removed};
 
 pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
-    let control = &state.control;
-    let bridge = control.bridge();
+    let servers = &state.servers;
+    let bridge = servers.bridge();
     let setup = bridge.setup_info();
+    let (connections, verified) = bridge.connection_counts();
     let body = json!({
-        "enabled": control.enabled(),
-        "running": control.running(),
+        "enabled": servers.enabled(),
+        "running": servers.running(),
         "paired": setup.is_none(),
         "accessory_count": bridge.accessory_count(),
-        "camera_count": control.cameras().iter().filter(|c| c.config.enabled).count(),
+        "camera_count": servers.cameras().iter().filter(|c| c.config.enabled).count(),
         "active_streams": state.streams.active_streams(),
         "transcoder": state.transcoder,
         "bridge_name": state.bridge_name,
         "setup_code": setup.as_ref().map(|(code, _)| code.clone()),
         "setup_uri": setup.as_ref().map(|(_, uri)| uri.clone()),
-        "port": bridge.local_addr.port(),
+        "port": bridge.local_addr().port(),
         "config_number": bridge.config_number(),
-        "connections": bridge.connections.load(Ordering::Relaxed),
-        "verified_sessions": bridge.verified.load(Ordering::Relaxed),
+        "connections": connections,
+        "verified_sessions": verified,
         "error": Json::Null,
     });
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 pub(super) async fn enable(State(state): State<Arc<ApiState>>) -> Response {
-    if let Err(e) = state.control.enable().await {
+    if let Err(e) = state.servers.enable().await {
         tracing::error!(error = %e, "enable failed");
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("cannot start HomeKit: {e:#}"),
         );
     }
-    let bridge = state.control.bridge();
+    let bridge = state.servers.bridge();
     let setup = bridge.setup_info();
     let qr = match setup.as_ref().map(|(_, uri)| crate::qr::png_data_uri(uri)) {
         Some(Ok(data)) => Some(data),
@@ -55,9 +55,9 @@ pub(super) async fn enable(State(state): State<Arc<ApiState>>) -> Response {
     };
     let body = json!({
         "enabled": true,
-        "running": state.control.running(),
+        "running": state.servers.running(),
         "paired": setup.is_none(),
-        "port": bridge.local_addr.port(),
+        "port": bridge.local_addr().port(),
         "setup_code": setup.as_ref().map(|(code, _)| code.clone()),
         "setup_uri": setup.as_ref().map(|(_, uri)| uri.clone()),
         "qr_code_data": qr,
@@ -66,20 +66,20 @@ pub(super) async fn enable(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 pub(super) async fn disable(State(state): State<Arc<ApiState>>) -> Response {
-    if let Err(e) = state.control.disable().await {
+    if let Err(e) = state.servers.disable().await {
         tracing::error!(error = %e, "disable failed");
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("cannot disable HomeKit: {e:#}"),
         );
     }
-    let body = json!({"enabled": false, "running": state.control.running()});
+    let body = json!({"enabled": false, "running": state.servers.running()});
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 /// The bridge's setup QR code as PNG, while unpaired.
 pub(super) async fn qrcode(State(state): State<Arc<ApiState>>) -> Response {
-    let Some((_, uri)) = state.control.bridge().setup_info() else {
+    let Some((_, uri)) = state.servers.bridge().setup_info() else {
         return error(
             StatusCode::NOT_FOUND,
             "the bridge is paired: the setup code is only shown while unpaired \
@@ -91,7 +91,7 @@ pub(super) async fn qrcode(State(state): State<Arc<ApiState>>) -> Response {
 
 pub(super) async fn pairings(State(state): State<Arc<ApiState>>) -> Response {
     let list: Vec<Json> = state
-        .control
+        .servers
         .pairings()
         .into_iter()
         .map(|p| json!({"id": p.id, "admin": p.admin, "server": p.server}))
@@ -109,7 +109,7 @@ pub(super) async fn remove_pairing(
             &format!("id: must be 1 to {MAX_ID_TEXT} characters"),
         );
     }
-    removed_reply(state.control.remove_pairing(&id).await)
+    removed_reply(state.servers.remove_pairing(&id).await)
 }
 
 pub(super) async fn reset_pairings(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
@@ -123,7 +123,7 @@ pub(super) async fn reset_pairings(State(state): State<Arc<ApiState>>, body: Byt
         }
     };
     match json.get("confirm") {
-        Some(Json::Bool(true)) => removed_reply(state.control.reset_pairings().await),
+        Some(Json::Bool(true)) => removed_reply(state.servers.reset_pairings().await),
         Some(_) => error(
             StatusCode::BAD_REQUEST,
             "confirm: must be true to remove every pairing",

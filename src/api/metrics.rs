@@ -2,12 +2,10 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use hap_proto::pairing::PairingStore as _;
 
 use super::ApiState;
 
@@ -34,22 +32,18 @@ struct Row {
 
 fn render(state: &ApiState) -> String {
     let rows: Vec<Row> = state
-        .control
+        .servers
         .servers()
         .iter()
         .map(|s| {
-            let inner = s.inner();
-            let (pairings, accessories) = {
-                let shared = inner.lock();
-                (shared.store.pairings().len(), shared.db.accessories().len())
-            };
+            let stats = s.state().stats();
             Row {
-                server: inner.key.as_db(),
-                connections: inner.connections.load(Ordering::Relaxed),
-                verified: inner.verified.load(Ordering::Relaxed),
-                pairings,
-                accessories,
-                snapshots: inner.snapshots_served.load(Ordering::Relaxed),
+                server: stats.server,
+                connections: stats.connections,
+                verified: stats.verified,
+                pairings: stats.pairings,
+                accessories: stats.accessories,
+                snapshots: stats.snapshots,
                 serving: s.is_serving(),
             }
         })

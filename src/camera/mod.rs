@@ -6,6 +6,8 @@
 //! Protocol mapping lives in [`negotiate`]; the stream lifecycle in [`slot`].
 
 pub(crate) mod advert;
+mod deferred;
+mod host;
 pub(crate) mod negotiate;
 mod slot;
 
@@ -24,9 +26,10 @@ use media::snapshot::Snapshotter;
 use media::source::{RtspConfig, SourceConfig, TestPatternConfig};
 use tokio::sync::watch;
 
-use crate::config::{CameraConfig, Source};
-use crate::hap::Inner;
+use crate::config::{CameraSettings, Source};
 
+use deferred::{Deferred, Job};
+pub(crate) use host::{CameraHost, RequestOrigin};
 pub(crate) use slot::Slot;
 
 /// The characteristics of one Camera RTP Stream Management service (HAP §7).
@@ -80,18 +83,6 @@ impl Placement {
     }
 }
 
-/// Where a write or snapshot request came from.
-pub(crate) struct RequestOrigin<'a> {
-    /// The server the connection belongs to.
-    pub(crate) server: &'a Arc<Inner>,
-    /// The connection id.
-    pub(crate) conn: u64,
-    /// Our address of the connection (the interface the controller reached us on).
-    pub(crate) local: SocketAddr,
-    /// The controller's address.
-    pub(crate) peer: SocketAddr,
-}
-
 /// The cameras of one HAP server, by aid and by stream characteristic.
 #[derive(Default)]
 pub(crate) struct Routes {
@@ -140,13 +131,18 @@ impl Routes {
         self.by_aid.values().cloned().collect()
     }
 
+    /// The manager of these cameras (`None` for a server without cameras).
+    pub(crate) fn manager(&self) -> Option<Arc<CameraManager>> {
+        self.by_aid.values().find_map(|c| c.manager.upgrade())
+    }
+
     /// Handles a write to a camera characteristic; `None` when the write is not for a camera.
     /// Runs under the server lock: it never touches the database, and defers Streaming Status
     /// updates to a task.
     pub(crate) fn write(
         &self,
         request: &WriteRequest<'_>,
-        origin: &RequestOrigin<'_>,
+        origin: &RequestOrigin,
     ) -> Option<WriteResult> {
         let (cam, index, kind) = self.by_char.get(&request.id)?;
         let slot = cam.slots.get(*index)?;
@@ -206,7 +202,7 @@ impl CameraRuntime {
     }
 
     /// Writes every stream service's Active and Streaming Status into `server`'s database.
-    pub(crate) fn publish(&self, server: &Inner) {
+    pub(crate) fn publish(&self, server: &dyn CameraHost) {
         for slot in &self.slots {
             slot.publish(server);
         }
@@ -220,7 +216,7 @@ impl CameraRuntime {
     }
 
     /// Ends the streams set up by connection `conn` (it closed, HAP §7.1 step 4).
-    pub(crate) fn connection_closed(self: &Arc<Self>, conn: u64, server: &Arc<Inner>) {
+    pub(crate) fn connection_closed(self: &Arc<Self>, conn: u64, server: &dyn CameraHost) {
         for slot in &self.slots {
             slot.connection_closed(self, conn, server);
         }
@@ -234,6 +230,13 @@ impl CameraRuntime {
 
     fn media(&self) -> &Arc<Camera> {
         &self.media
+    }
+
+    /// Queues work that must not run under the server lock (see [`deferred`]).
+    fn defer(&self, job: Job) {
+        if let Some(m) = self.manager.upgrade() {
+            m.deferred.push(job);
+        }
     }
 }
 
@@ -278,6 +281,8 @@ pub(crate) struct CameraManager {
     pub(crate) ended_frames: AtomicU64,
     /// See [`CameraManager::ended_frames`].
     pub(crate) ended_bytes: AtomicU64,
+    /// Work camera writes queue instead of doing under the server lock.
+    deferred: Deferred,
 }
 
 impl CameraManager {
@@ -292,14 +297,21 @@ impl CameraManager {
             snapshots: AtomicU64::new(0),
             ended_frames: AtomicU64::new(0),
             ended_bytes: AtomicU64::new(0),
+            deferred: Deferred::start(),
         })
+    }
+
+    /// Binds stream sockets on the address a controller's HAP connection arrived at (`local`),
+    /// so that its Setup Endpoints writes find one ready. Not under a server lock.
+    pub(crate) fn prepare_stream_sockets(&self, local: SocketAddr) {
+        self.deferred.prepare(slot::stream_bind_address(local));
     }
 
     /// Creates the runtime of `cam` placed at `placement` (its hubs start as configured),
     /// replacing and stopping a previous runtime of the same id.
     pub(crate) fn attach(
         self: &Arc<Self>,
-        cam: &CameraConfig,
+        cam: &CameraSettings,
         placement: Placement,
     ) -> anyhow::Result<Arc<CameraRuntime>> {
         let mode = if cam.always_on {

@@ -20,9 +20,10 @@ use rand::RngExt as _;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::deferred::Job;
+use super::host::{CameraHost, RequestOrigin};
 use super::negotiate::{self, Endpoints};
-use super::{CameraRuntime, RequestOrigin, StreamChars, StreamEntry};
-use crate::hap::Inner;
+use super::{CameraRuntime, StreamChars, StreamEntry};
 
 /// A stream service and its session state.
 pub(crate) struct Slot {
@@ -91,7 +92,7 @@ impl Slot {
     /// Writes the slot's Active and Streaming Status into `server`'s database (notifying
     /// subscribers of a change). A database that was rebuilt or carried over from another
     /// runtime of the camera then says what this slot does.
-    pub(crate) fn publish(&self, server: &Inner) {
+    pub(crate) fn publish(&self, server: &dyn CameraHost) {
         if let Some(active) = self.chars.active {
             let _ = server.set_value(active, Value::Uint(u64::from(self.is_active())));
         }
@@ -113,7 +114,7 @@ impl Slot {
         &self,
         cam: &Arc<CameraRuntime>,
         bytes: &[u8],
-        origin: &RequestOrigin<'_>,
+        origin: &RequestOrigin,
     ) -> WriteResult {
         let request = match SetupEndpointsRequest::decode(bytes) {
             Ok(r) => r,
@@ -148,20 +149,21 @@ impl Slot {
             let mut rng = rand::rng();
             let ssrc = nonzero(&mut rng);
             let mut endpoints = Endpoints::from_request(&request, ssrc)?;
-            // Keep the connection's IPv6 scope (link-local addresses need it to bind and send).
-            let bind = match origin.local {
-                SocketAddr::V6(v6) if IpAddr::V6(*v6.ip()) == ip => {
-                    if let SocketAddr::V6(dest) = &mut endpoints.destination
-                        && dest.scope_id() == 0
-                    {
-                        dest.set_scope_id(v6.scope_id());
-                    }
-                    SocketAddr::V6(SocketAddrV6::new(*v6.ip(), 0, 0, v6.scope_id()))
-                }
-                _ => SocketAddr::new(ip, 0),
-            };
-            let socket = bind_udp(bind)
-                .map_err(|e| negotiate::NegotiateError(format!("UDP socket on {ip}: {e}")))?;
+            // Keep the connection's IPv6 scope (link-local addresses need it to send).
+            if let (SocketAddr::V6(local), SocketAddr::V6(dest)) =
+                (origin.local, &mut endpoints.destination)
+                && IpAddr::V6(*local.ip()) == ip
+                && dest.scope_id() == 0
+            {
+                dest.set_scope_id(local.scope_id());
+            }
+            let bind = stream_bind_address(origin.local);
+            // Bound ahead of time (see `deferred`): no socket call under the server lock.
+            let socket = cam
+                .manager
+                .upgrade()
+                .and_then(|m| m.deferred.take_socket(bind))
+                .ok_or_else(|| negotiate::NegotiateError(format!("no UDP socket ready on {ip}")))?;
             let local = socket
                 .local_addr()
                 .map_err(|e| negotiate::NegotiateError(format!("UDP socket on {ip}: {e}")))?;
@@ -180,8 +182,17 @@ impl Slot {
                     since: Instant::now(),
                 });
                 drop(state);
-                self.sync_status_later(cam, origin.server);
-                self.expire_later(cam, session_id, origin.server);
+                self.sync_status_later(cam, &origin.host);
+                let (weak_cam, host) = (Arc::downgrade(cam), Arc::downgrade(&origin.host));
+                let index = self.index;
+                cam.defer(Job::After(
+                    PREPARE_TIMEOUT,
+                    Box::new(move || {
+                        if let (Some(cam), Some(host)) = (weak_cam.upgrade(), host.upgrade()) {
+                            expire(&*host, &cam, index, session_id);
+                        }
+                    }),
+                ));
                 WriteResult::Answer(Value::Tlv8(response.encode()))
             }
             Err(e) => {
@@ -196,7 +207,7 @@ impl Slot {
         &self,
         cam: &Arc<CameraRuntime>,
         bytes: &[u8],
-        origin: &RequestOrigin<'_>,
+        origin: &RequestOrigin,
     ) -> WriteResult {
         let selected = match SelectedStreamConfig::decode(bytes) {
             Ok(s) => s,
@@ -222,7 +233,7 @@ impl Slot {
                 }
                 *state = State::Idle;
                 drop(state);
-                self.sync_status_later(cam, origin.server);
+                self.sync_status_later(cam, &origin.host);
                 return WriteResult::Store;
             }
             SessionCommand::SUSPEND => send(&state, Control::Suspend),
@@ -250,7 +261,7 @@ impl Slot {
         cam: &Arc<CameraRuntime>,
         state: &mut MutexGuard<'_, State>,
         selected: &SelectedStreamConfig,
-        origin: &RequestOrigin<'_>,
+        origin: &RequestOrigin,
     ) -> Result<(), HapStatus> {
         let State::Prepared(prepared) = &**state else {
             // Started already: a repeated Start changes nothing.
@@ -290,16 +301,17 @@ impl Slot {
         let run = StreamTask {
             cam: cam.clone(),
             slot: self.index,
-            server: Arc::downgrade(origin.server),
+            host: Arc::downgrade(&origin.host),
             stream_id,
             params,
             socket,
             rx,
         };
-        tokio::spawn(async move {
+        // Spawned by the camera task, not here under the server lock.
+        manager.deferred.push(Job::Spawn(Box::pin(async move {
             let _guard = guard;
             run.run().await;
-        });
+        })));
         **state = State::Running(Running {
             session_id: selected.session_id,
             conn: origin.conn,
@@ -310,12 +322,7 @@ impl Slot {
     }
 
     /// Active (`B0`) written: off ends the running session.
-    pub(crate) fn set_active(
-        &self,
-        cam: &Arc<CameraRuntime>,
-        on: bool,
-        origin: &RequestOrigin<'_>,
-    ) {
+    pub(crate) fn set_active(&self, cam: &Arc<CameraRuntime>, on: bool, origin: &RequestOrigin) {
         if self.active.swap(on, Ordering::Relaxed) == on {
             return;
         }
@@ -323,7 +330,7 @@ impl Slot {
         if !on {
             self.stop("Active switched off");
         }
-        self.sync_status_later(cam, origin.server);
+        self.sync_status_later(cam, &origin.host);
     }
 
     /// Ends the session, whatever its state.
@@ -340,7 +347,7 @@ impl Slot {
         &self,
         cam: &Arc<CameraRuntime>,
         conn: u64,
-        server: &Arc<Inner>,
+        server: &dyn CameraHost,
     ) {
         let mine = self.lock().session().is_some_and(|(_, c)| c == conn);
         if mine {
@@ -350,47 +357,19 @@ impl Slot {
         }
     }
 
-    /// Streaming Status follows the slot; the update runs on a task once the server lock (held
-    /// by the write that got us here) is released. The value is read from the slot when the task
-    /// runs, so the order of such tasks does not matter.
-    fn sync_status_later(&self, cam: &Arc<CameraRuntime>, server: &Arc<Inner>) {
-        let cam = Arc::downgrade(cam);
-        let server = Arc::downgrade(server);
+    /// Streaming Status follows the slot; the update is queued for the camera task, which runs
+    /// it once the server lock (held by the write that got us here) is released. The value is
+    /// read from the slot when the job runs, so the order of such jobs does not matter.
+    fn sync_status_later(&self, cam: &Arc<CameraRuntime>, host: &Arc<dyn CameraHost>) {
+        let (weak_cam, host) = (Arc::downgrade(cam), Arc::downgrade(host));
         let index = self.index;
-        tokio::spawn(async move {
-            if let (Some(cam), Some(server)) = (cam.upgrade(), server.upgrade())
+        cam.defer(Job::Now(Box::new(move || {
+            if let (Some(cam), Some(host)) = (weak_cam.upgrade(), host.upgrade())
                 && let Some(slot) = cam.slots.get(index)
             {
-                sync_status(&server, &cam, slot);
+                sync_status(&*host, &cam, slot);
             }
-        });
-    }
-
-    fn expire_later(&self, cam: &Arc<CameraRuntime>, session_id: [u8; 16], server: &Arc<Inner>) {
-        let cam = Arc::downgrade(cam);
-        let server = Arc::downgrade(server);
-        let index = self.index;
-        tokio::spawn(async move {
-            tokio::time::sleep(PREPARE_TIMEOUT).await;
-            let (Some(cam), Some(server)) = (cam.upgrade(), server.upgrade()) else {
-                return;
-            };
-            let Some(slot) = cam.slots.get(index) else {
-                return;
-            };
-            let expired = {
-                let mut state = slot.lock();
-                let stale = matches!(&*state, State::Prepared(p) if p.session_id == session_id);
-                if stale {
-                    *state = State::Idle;
-                }
-                stale
-            };
-            if expired {
-                tracing::info!(camera = %cam.id, slot = index, "stream endpoints expired without a Start");
-                sync_status(&server, &cam, slot);
-            }
-        });
+        })));
     }
 
     fn finished(&self, stream_id: u64) {
@@ -417,17 +396,48 @@ fn send(state: &State, control: Control) -> Result<(), HapStatus> {
     }
 }
 
+/// Drops slot `index`'s prepared session `session_id` if it was never started.
+fn expire(server: &dyn CameraHost, cam: &Arc<CameraRuntime>, index: usize, session_id: [u8; 16]) {
+    let Some(slot) = cam.slots.get(index) else {
+        return;
+    };
+    let expired = {
+        let mut state = slot.lock();
+        let stale = matches!(&*state, State::Prepared(p) if p.session_id == session_id);
+        if stale {
+            *state = State::Idle;
+        }
+        stale
+    };
+    if expired {
+        tracing::info!(camera = %cam.id, slot = index, "stream endpoints expired without a Start");
+        sync_status(server, cam, slot);
+    }
+}
+
+/// The local address stream sockets bind to for a HAP connection arriving at `local`: its IP
+/// (an IPv4-mapped IPv6 address as IPv4), with the IPv6 scope, any port.
+pub(super) fn stream_bind_address(local: SocketAddr) -> SocketAddr {
+    match local {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), 0),
+            None => SocketAddr::V6(SocketAddrV6::new(*v6.ip(), 0, 0, v6.scope_id())),
+        },
+        SocketAddr::V4(v4) => SocketAddr::new(IpAddr::V4(*v4.ip()), 0),
+    }
+}
+
 /// Sets Streaming Status from the slot's state, unless `cam` is no longer the runtime `server`
 /// serves for that accessory (a task of a replaced runtime ending late must not overwrite what
 /// the new runtime's slot says).
-fn sync_status(server: &Inner, cam: &Arc<CameraRuntime>, slot: &Slot) {
+fn sync_status(server: &dyn CameraHost, cam: &CameraRuntime, slot: &Slot) {
     if server.serves(cam) {
         write_status(server, slot);
     }
 }
 
 /// Sets Streaming Status from the slot's state (notifying subscribers on a change).
-fn write_status(server: &Inner, slot: &Slot) {
+fn write_status(server: &dyn CameraHost, slot: &Slot) {
     let status = if !slot.active.load(Ordering::Relaxed) {
         StreamingStatus::UNAVAILABLE
     } else if slot.in_use() {
@@ -450,17 +460,11 @@ fn nonzero(rng: &mut impl rand::Rng) -> u32 {
     }
 }
 
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = std::net::UdpSocket::bind(addr)?;
-    socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket)
-}
-
 /// A running stream: starts the media session, forwards commands, and cleans up at the end.
 struct StreamTask {
     cam: Arc<CameraRuntime>,
     slot: usize,
-    server: Weak<Inner>,
+    host: Weak<dyn CameraHost>,
     stream_id: u64,
     params: StreamParams,
     socket: Arc<UdpSocket>,
@@ -478,8 +482,8 @@ impl StreamTask {
         }
         if let Some(slot) = self.cam.slots.get(self.slot) {
             slot.finished(self.stream_id);
-            if let Some(server) = self.server.upgrade() {
-                sync_status(&server, &self.cam, slot);
+            if let Some(host) = self.host.upgrade() {
+                sync_status(&*host, &self.cam, slot);
             }
         }
     }

@@ -16,12 +16,18 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{Control, Inner};
+use super::{ConnectionCommand, ServerState};
 use crate::camera::{RequestOrigin, Routes};
+
+/// A connection as its handlers see it: its server, and where it comes from (as cameras see it).
+struct Link<'a> {
+    inner: &'a Arc<ServerState>,
+    origin: RequestOrigin,
+}
 
 /// Serves one connection; the accept loop has already counted it in `inner.connections`.
 pub(super) async fn run(
-    inner: Arc<Inner>,
+    inner: Arc<ServerState>,
     socket: TcpStream,
     peer: SocketAddr,
     id: u64,
@@ -38,18 +44,21 @@ pub(super) async fn run(
         verified: false,
         reason: "aborted",
     };
-    let origin = RequestOrigin {
-        server: &inner,
-        conn: id,
-        local,
-        peer,
+    let link = Link {
+        inner: &inner,
+        origin: RequestOrigin {
+            host: inner.clone(),
+            conn: id,
+            local,
+            peer,
+        },
     };
-    closed.reason = serve(&origin, socket, &evict, &mut closed.verified).await;
+    closed.reason = serve(&link, socket, &evict, &mut closed.verified).await;
 }
 
 /// A connection's cleanup, run on drop.
 struct Closed {
-    inner: Arc<Inner>,
+    inner: Arc<ServerState>,
     peer: SocketAddr,
     id: u64,
     /// Counted in `inner.verified`.
@@ -67,7 +76,7 @@ impl Drop for Closed {
         };
         // Streams set up over this connection end with it (HAP §7.1 step 4).
         for cam in cameras {
-            cam.connection_closed(id, inner);
+            cam.connection_closed(id, inner.as_ref());
         }
         if self.verified {
             inner.verified.fetch_sub(1, Ordering::Relaxed);
@@ -79,15 +88,15 @@ impl Drop for Closed {
 }
 
 async fn serve(
-    origin: &RequestOrigin<'_>,
+    link: &Link<'_>,
     socket: TcpStream,
     evict: &Notify,
     verified: &mut bool,
 ) -> &'static str {
-    let (inner, peer, id) = (origin.server, origin.peer, origin.conn);
+    let (inner, peer, id) = (link.inner, link.origin.peer, link.origin.conn);
     let mut conn = Connection::new(ConnectionId(id));
     let mut changes = inner.changes.subscribe();
-    let mut control = inner.control.subscribe();
+    let mut control = inner.commands.subscribe();
     let (mut rd, mut wr) = socket.into_split();
     let mut buf = vec![0u8; READ_BUFFER];
     let mut last_input = Instant::now();
@@ -103,9 +112,9 @@ async fn serve(
                 };
                 last_input = Instant::now();
                 let input = buf.get(..n).unwrap_or_default();
-                let handled = with_context(origin, |cx| {
+                let handled = with_context(link, |cx| {
                     conn.handle_input(input, cx)?;
-                    Ok::<_, hap_proto::Error>(take_events(origin, &mut conn))
+                    Ok::<_, hap_proto::Error>(take_events(link, &mut conn))
                 });
                 let events = match handled {
                     Ok(events) => events,
@@ -114,7 +123,7 @@ async fn serve(
                         break "session error";
                     }
                 };
-                if let Err(reason) = answer(origin, &mut conn, &mut wr, events, verified).await {
+                if let Err(reason) = answer(link, &mut conn, &mut wr, events, verified).await {
                     break reason;
                 }
             }
@@ -130,12 +139,12 @@ async fn serve(
                 Err(RecvError::Closed) => break "server stopped",
             },
             msg = control.recv() => match msg {
-                Ok(Control::CloseControllers(ids)) => {
+                Ok(ConnectionCommand::CloseControllers(ids)) => {
                     if conn.close_if_controller(&ids) {
                         break "pairing removed";
                     }
                 }
-                Ok(Control::Shutdown) | Err(RecvError::Closed) => break "shutdown",
+                Ok(ConnectionCommand::Shutdown) | Err(RecvError::Closed) => break "shutdown",
                 Err(RecvError::Lagged(_)) => {}
             },
             () = sleep_until(wake) => conn.handle_timeout(Instant::now()),
@@ -159,13 +168,12 @@ async fn serve(
 /// Writes what the connection transmits and acts on its events. A snapshot's answer lets the
 /// requests queued behind it run; their events are handled in turn.
 async fn answer(
-    origin: &RequestOrigin<'_>,
+    link: &Link<'_>,
     conn: &mut Connection,
     wr: &mut OwnedWriteHalf,
     mut events: Vec<ConnectionEvent>,
     verified: &mut bool,
 ) -> Result<(), &'static str> {
-    let (inner, peer, id) = (origin.server, origin.peer, origin.conn);
     loop {
         let flushed = flush(conn, wr).await;
         let mut next = Vec::new();
@@ -173,13 +181,13 @@ async fn answer(
             match event {
                 ConnectionEvent::Snapshot(request) => {
                     if flushed {
-                        next = snapshot(origin, conn, request).await;
+                        next = snapshot(link, conn, request).await;
                     }
                 }
                 // Acted on even when the reply could not be written: the store and the
                 // database have changed, so the removed controllers' sessions still close
                 // (HAP §2.8 in our reference) and subscribers still hear of the writes.
-                event => handle_event(inner, event, peer, id, verified),
+                event => handle_event(link, event, verified),
             }
         }
         if !flushed {
@@ -196,13 +204,13 @@ async fn answer(
 /// the other connections at once, so they hear of changes in the order the database took them
 /// (a change queued after the lock is released could overtake a later one and leave
 /// subscribers on a stale value); the rest is returned.
-fn take_events(origin: &RequestOrigin<'_>, conn: &mut Connection) -> Vec<ConnectionEvent> {
+fn take_events(link: &Link<'_>, conn: &mut Connection) -> Vec<ConnectionEvent> {
     let mut rest = Vec::new();
     while let Some(event) = conn.poll_event() {
         match event {
             ConnectionEvent::Changes(changes) => {
                 for change in changes {
-                    let _ = origin.server.changes.send((Some(origin.conn), change));
+                    let _ = link.inner.changes.send((Some(link.origin.conn), change));
                 }
             }
             event => rest.push(event),
@@ -211,13 +219,8 @@ fn take_events(origin: &RequestOrigin<'_>, conn: &mut Connection) -> Vec<Connect
     rest
 }
 
-fn handle_event(
-    inner: &Arc<Inner>,
-    event: ConnectionEvent,
-    peer: SocketAddr,
-    id: u64,
-    verified: &mut bool,
-) {
+fn handle_event(link: &Link<'_>, event: ConnectionEvent, verified: &mut bool) {
+    let (inner, peer, id) = (link.inner, link.origin.peer, link.origin.conn);
     match event {
         ConnectionEvent::Verified { controller } => {
             tracing::info!(server = %inner.name, %peer, %controller, "pair-verify complete");
@@ -225,6 +228,12 @@ fn handle_event(
                 *verified = true;
                 inner.verified.fetch_add(1, Ordering::Relaxed);
                 inner.unverified.remove(id);
+            }
+            // Stream sockets for this controller's Setup Endpoints, bound now, outside the
+            // server lock (its writes are handled under it).
+            let cameras = inner.lock().cameras.manager();
+            if let Some(cameras) = cameras {
+                cameras.prepare_stream_sockets(link.origin.local);
             }
         }
         ConnectionEvent::Paired { pairing } => {
@@ -237,12 +246,7 @@ fn handle_event(
             now_unpaired,
         } => {
             tracing::info!(server = %inner.name, %peer, removed = removed.len(), now_unpaired, "pairings removed");
-            let _ = inner
-                .control
-                .send(Control::CloseControllers(Arc::new(removed)));
-            if now_unpaired {
-                inner.pairing_changed(false);
-            }
+            inner.pairings_removed(&removed, now_unpaired);
         }
         ConnectionEvent::Changes(changes) => {
             // Queued by `take_events` already; kept for any caller that did not.
@@ -264,11 +268,11 @@ fn handle_event(
 /// processes nothing else meanwhile (HTTP/1.1 without pipelining), but the server lock is not
 /// held while the picture is made. Returns the events of the requests that ran after it.
 async fn snapshot(
-    origin: &RequestOrigin<'_>,
+    link: &Link<'_>,
     conn: &mut Connection,
     request: SnapshotRequest,
 ) -> Vec<ConnectionEvent> {
-    let inner = origin.server;
+    let inner = link.inner;
     // A standalone camera is aid 1 and controllers may leave `aid` out.
     let camera = inner
         .lock()
@@ -305,19 +309,18 @@ async fn snapshot(
             }
         }
     };
-    with_context(origin, |cx| {
+    with_context(link, |cx| {
         conn.respond_resource(image, cx);
-        take_events(origin, conn)
+        take_events(link, conn)
     })
 }
 
 /// Runs `f` with the server state locked and borrowed as a [`ServerContext`].
-fn with_context<R>(origin: &RequestOrigin<'_>, f: impl FnOnce(&mut ServerContext<'_>) -> R) -> R {
-    let inner = origin.server;
-    let mut shared = inner.lock();
+fn with_context<R>(link: &Link<'_>, f: impl FnOnce(&mut ServerContext<'_>) -> R) -> R {
+    let mut shared = link.inner.lock();
     let shared = &mut *shared;
     let mut writes = Writes {
-        origin,
+        link,
         routes: &shared.cameras,
     };
     let mut cx = ServerContext {
@@ -354,17 +357,17 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Side effects of characteristic writes on the bridge: cameras (HAP §7) and Identify.
 struct Writes<'a> {
-    origin: &'a RequestOrigin<'a>,
+    link: &'a Link<'a>,
     routes: &'a Routes,
 }
 
 impl WriteHandler for Writes<'_> {
     fn write(&mut self, request: &WriteRequest<'_>) -> WriteResult {
-        if let Some(result) = self.routes.write(request, self.origin) {
+        if let Some(result) = self.routes.write(request, &self.link.origin) {
             return result;
         }
         if *request.ty == HapType::Apple(IDENTIFY) {
-            tracing::info!(server = %self.origin.server.name, peer = %self.origin.peer, aid = request.id.aid, "identify");
+            tracing::info!(server = %self.link.inner.name, peer = %self.link.origin.peer, aid = request.id.aid, "identify");
         }
         WriteResult::Store
     }

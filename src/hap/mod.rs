@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use hap_proto::db::{Change, CharId, Database, HapStatus, Value};
 use hap_proto::mdns::{TxtParams, txt_record};
+use hap_proto::pairing::removal::{self, Removal};
 use hap_proto::pairing::setup::PairSetupGate;
-use hap_proto::pairing::{AccessoryIdentity, PairingId, PairingStore as _};
+use hap_proto::pairing::{AccessoryIdentity, Pairing, PairingId, PairingStore as _};
 use hap_proto::setup::{Category, SetupCode, SetupId, setup_hash, setup_uri};
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
@@ -23,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 
+use crate::camera::{CameraHost, CameraRuntime, Routes};
 use crate::mdns::{Advertiser, Registration, ServiceSpec};
 use crate::store::{ServerKey, ServerStore};
 
@@ -49,24 +51,24 @@ pub(crate) struct ServerParams {
     /// The configuration number for this database shape.
     pub(crate) config_number: u16,
     /// The cameras placed in the database.
-    pub(crate) cameras: crate::camera::Routes,
+    pub(crate) cameras: Routes,
 }
 
 /// State shared by a server's connections; locked for the duration of one request.
-pub(crate) struct Shared {
-    pub(crate) identity: AccessoryIdentity,
-    pub(crate) setup_code: SetupCode,
-    pub(crate) store: ServerStore,
-    pub(crate) gate: PairSetupGate,
-    pub(crate) db: Database,
-    pub(crate) rng: StdRng,
+struct Shared {
+    identity: AccessoryIdentity,
+    setup_code: SetupCode,
+    store: ServerStore,
+    gate: PairSetupGate,
+    db: Database,
+    rng: StdRng,
     /// Camera writes and snapshots go here.
-    pub(crate) cameras: crate::camera::Routes,
+    cameras: Routes,
 }
 
 /// Messages to every connection task of a server.
 #[derive(Clone, Debug)]
-pub(crate) enum Control {
+pub(crate) enum ConnectionCommand {
     /// Close the connections of these controllers (their pairing was removed).
     CloseControllers(Arc<Vec<PairingId>>),
     /// The server is shutting down.
@@ -82,9 +84,9 @@ enum Announce {
 }
 
 /// A HAP server. It can stop serving (listener, connections and mDNS record gone) and resume
-/// with the same shared state, so that everything holding its [`Inner`] stays valid.
+/// with the same shared state, so that everything holding its [`ServerState`] stays valid.
 pub(crate) struct HapServer {
-    inner: Arc<Inner>,
+    inner: Arc<ServerState>,
     /// The listener and mDNS tasks while serving.
     tasks: Mutex<Option<JoinSet<()>>>,
     /// The listener bound at creation, taken by the first [`HapServer::resume`].
@@ -94,26 +96,45 @@ pub(crate) struct HapServer {
     txt: TxtParams,
 }
 
-pub(crate) struct Inner {
-    pub(crate) key: ServerKey,
-    pub(crate) name: String,
-    pub(crate) shared: Mutex<Shared>,
-    pub(crate) changes: broadcast::Sender<(Option<u64>, Change)>,
-    pub(crate) control: broadcast::Sender<Control>,
+/// One server's state, shared by its connections, its cameras and sensors (through
+/// [`CameraHost`]) and the server set; locked per request.
+pub(crate) struct ServerState {
+    key: ServerKey,
+    name: String,
+    shared: Mutex<Shared>,
+    changes: broadcast::Sender<(Option<u64>, Change)>,
+    commands: broadcast::Sender<ConnectionCommand>,
     announce: Mutex<mpsc::UnboundedSender<Announce>>,
-    pub(crate) local_addr: SocketAddr,
-    pub(crate) setup_id: SetupId,
-    pub(crate) category: Category,
+    local_addr: SocketAddr,
+    setup_id: SetupId,
+    category: Category,
     /// The configuration number (`c#`) advertised for this database shape; see
-    /// [`Inner::replace_database`].
+    /// [`ServerState::replace_database`].
     config_number: AtomicU16,
     next_conn: AtomicU64,
-    pub(crate) connections: AtomicUsize,
-    pub(crate) verified: AtomicUsize,
+    connections: AtomicUsize,
+    verified: AtomicUsize,
     /// Connections that have not completed pair-verify (closed first for room at the cap).
     unverified: unverified::Unverified,
     /// Snapshots answered with an image (`POST /resource`, HAP §11.5).
-    pub(crate) snapshots_served: AtomicU64,
+    snapshots_served: AtomicU64,
+}
+
+/// A server's figures for the admin API and metrics.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerStats {
+    /// Which server (`bridge`, `camera:<id>`).
+    pub(crate) server: String,
+    /// Open connections.
+    pub(crate) connections: usize,
+    /// Connections that completed pair-verify.
+    pub(crate) verified: usize,
+    /// Stored pairings.
+    pub(crate) pairings: usize,
+    /// Accessories in the database.
+    pub(crate) accessories: usize,
+    /// Snapshots answered with an image.
+    pub(crate) snapshots: u64,
 }
 
 impl HapServer {
@@ -129,7 +150,7 @@ impl HapServer {
         let local_addr = listener.local_addr()?;
         let paired = params.store.is_paired();
         let (changes, _) = broadcast::channel(CHANGE_QUEUE);
-        let (control, _) = broadcast::channel(CONTROL_QUEUE);
+        let (commands, _) = broadcast::channel(CONTROL_QUEUE);
         let (announce, _) = mpsc::unbounded_channel();
         let txt_params = TxtParams {
             model: params.model.clone(),
@@ -144,7 +165,7 @@ impl HapServer {
             device_id: params.identity.device_id,
             port: local_addr.port(),
         };
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(ServerState {
             key: params.key,
             name: params.name,
             shared: Mutex::new(Shared {
@@ -157,7 +178,7 @@ impl HapServer {
                 cameras: params.cameras,
             }),
             changes,
-            control,
+            commands,
             announce: Mutex::new(announce),
             local_addr,
             setup_id: params.setup_id,
@@ -216,7 +237,7 @@ impl HapServer {
             registration,
             txt,
             announce_rx,
-            self.inner.control.subscribe(),
+            self.inner.commands.subscribe(),
         ));
         if let Ok(mut slot) = self.tasks.lock() {
             *slot = Some(tasks);
@@ -229,8 +250,8 @@ impl HapServer {
         self.tasks.lock().is_ok_and(|t| t.is_some())
     }
 
-    /// The shared inner state (for the admin API and the camera glue).
-    pub(crate) fn inner(&self) -> &Arc<Inner> {
+    /// The state shared with connections, cameras and sensors.
+    pub(crate) fn state(&self) -> &Arc<ServerState> {
         &self.inner
     }
 
@@ -239,7 +260,7 @@ impl HapServer {
     pub(crate) async fn shutdown(&self) {
         // A listener bound but never served would still complete TCP handshakes: close it.
         drop(self.listener.lock().ok().and_then(|mut l| l.take()));
-        let _ = self.inner.control.send(Control::Shutdown);
+        let _ = self.inner.commands.send(ConnectionCommand::Shutdown);
         let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
         if let Some(mut tasks) = tasks {
             let deadline = tokio::time::sleep(SHUTDOWN_GRACE);
@@ -254,13 +275,89 @@ impl HapServer {
     }
 }
 
-impl Inner {
+impl ServerState {
     /// Locks the shared state. A poisoned lock (a panic elsewhere) is recovered: the state is
     /// only ever mutated through hap-proto calls that leave it consistent.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
         self.shared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Which server this is in the store.
+    pub(crate) fn key(&self) -> &ServerKey {
+        &self.key
+    }
+
+    /// The address the server listens on.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Open connections and verified sessions now.
+    pub(crate) fn connection_counts(&self) -> (usize, usize) {
+        (
+            self.connections.load(Ordering::Relaxed),
+            self.verified.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The server's figures now.
+    pub(crate) fn stats(&self) -> ServerStats {
+        let (pairings, accessories) = {
+            let shared = self.lock();
+            (shared.store.pairings().len(), shared.db.accessories().len())
+        };
+        let (connections, verified) = self.connection_counts();
+        ServerStats {
+            server: self.key.as_db(),
+            connections,
+            verified,
+            pairings,
+            accessories,
+            snapshots: self.snapshots_served.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The stored pairings.
+    pub(crate) fn pairings(&self) -> Vec<Pairing> {
+        self.lock().store.pairings()
+    }
+
+    /// The owner removes the pairing `id` (HAP §2.8: with every other one when no admin is
+    /// left); `None` when this server has no such pairing. The removed controllers' sessions
+    /// close, also when the store failed part way (see [`Removal`]).
+    pub(crate) fn remove_pairing(&self, id: &PairingId) -> Option<Removal> {
+        let removal = {
+            let mut shared = self.lock();
+            shared.store.pairing(id)?;
+            removal::remove_pairing(&mut shared.store, id)
+        };
+        self.pairings_removed(&removal.removed, removal.now_unpaired);
+        Some(removal)
+    }
+
+    /// The owner removes every pairing: the accessory becomes unpaired.
+    pub(crate) fn remove_all_pairings(&self) -> Removal {
+        let removal = removal::remove_all(&mut self.lock().store);
+        self.pairings_removed(&removal.removed, removal.now_unpaired);
+        removal
+    }
+
+    /// After pairings were removed (by a controller's request or by the owner): closes the
+    /// removed controllers' sessions and, when none is left, re-announces `sf=1` (HAP §8.4).
+    fn pairings_removed(&self, removed: &[PairingId], now_unpaired: bool) {
+        if removed.is_empty() {
+            return;
+        }
+        let _ = self
+            .commands
+            .send(ConnectionCommand::CloseControllers(Arc::new(
+                removed.to_vec(),
+            )));
+        if now_unpaired {
+            self.pairing_changed(false);
+        }
     }
 
     /// Sets a characteristic from the bridge side and notifies subscribed connections. The
@@ -293,16 +390,8 @@ impl Inner {
         self.config_number.load(Ordering::Relaxed)
     }
 
-    /// Whether `cam` is the runtime this server routes its accessory to.
-    pub(crate) fn serves(&self, cam: &Arc<crate::camera::CameraRuntime>) -> bool {
-        self.lock()
-            .cameras
-            .camera(cam.aid())
-            .is_some_and(|current| Arc::ptr_eq(current, cam))
-    }
-
     /// Writes each camera's stream service state (Active, Streaming Status) into the database.
-    pub(crate) fn publish_cameras(&self) {
+    fn publish_cameras(&self) {
         let cameras = self.lock().cameras.cameras();
         for cam in cameras {
             cam.publish(self);
@@ -312,12 +401,7 @@ impl Inner {
     /// Swaps in a rebuilt database (cameras added, changed or removed at run time) with its
     /// cameras' routes and its `c#`, and re-announces the TXT record when `c#` changed (HAP §6.5, §8.4). Values of
     /// characteristics present in both databases are carried over; open connections stay.
-    pub(crate) fn replace_database(
-        &self,
-        mut db: Database,
-        cameras: crate::camera::Routes,
-        config_number: u16,
-    ) {
+    pub(crate) fn replace_database(&self, mut db: Database, cameras: Routes, config_number: u16) {
         {
             let mut shared = self.lock();
             let carried: Vec<(CharId, Value)> = db
@@ -362,7 +446,7 @@ impl Inner {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn pairing_changed(&self, paired: bool) {
+    fn pairing_changed(&self, paired: bool) {
         let announce = self
             .announce
             .lock()
@@ -371,8 +455,21 @@ impl Inner {
     }
 }
 
-async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
-    let mut control = inner.control.subscribe();
+impl CameraHost for ServerState {
+    fn set_value(&self, id: CharId, value: Value) -> Result<bool, HapStatus> {
+        Self::set_value(self, id, value)
+    }
+
+    fn serves(&self, cam: &CameraRuntime) -> bool {
+        self.lock()
+            .cameras
+            .camera(cam.aid())
+            .is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), cam))
+    }
+}
+
+async fn accept_loop(inner: Arc<ServerState>, listener: TcpListener) {
+    let mut control = inner.commands.subscribe();
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -402,7 +499,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             msg = control.recv() => {
-                if matches!(msg, Ok(Control::Shutdown) | Err(broadcast::error::RecvError::Closed)) {
+                if matches!(msg, Ok(ConnectionCommand::Shutdown) | Err(broadcast::error::RecvError::Closed)) {
                     break;
                 }
             }
@@ -423,7 +520,7 @@ async fn announce_loop(
     registration: Option<Registration>,
     mut txt: TxtParams,
     mut rx: mpsc::UnboundedReceiver<Announce>,
-    mut control: broadcast::Receiver<Control>,
+    mut control: broadcast::Receiver<ConnectionCommand>,
 ) {
     let mut registration = registration;
     loop {
@@ -448,7 +545,7 @@ async fn announce_loop(
                 None => break,
             },
             msg = control.recv() => {
-                if matches!(msg, Ok(Control::Shutdown) | Err(broadcast::error::RecvError::Closed)) {
+                if matches!(msg, Ok(ConnectionCommand::Shutdown) | Err(broadcast::error::RecvError::Closed)) {
                     break;
                 }
             }

@@ -6,6 +6,7 @@
 //! written through the store **before** the reply that acknowledges it is produced.
 
 pub mod pairings;
+pub mod removal;
 pub mod setup;
 pub mod verify;
 

@@ -112,21 +112,14 @@ fn remove(id: &PairingId, store: &mut dyn PairingStore) -> Result<PairingsReply,
     Ok(success(removed, now_unpaired))
 }
 
-/// HAP §2.8: with no admin left, every pairing is removed. Returns the removed identifiers.
+/// HAP §2.8: with no admin left, every pairing is removed (see [`super::removal`]). Returns the
+/// removed identifiers.
 fn remove_all_without_admin(store: &mut dyn PairingStore) -> Result<Vec<PairingId>, Error> {
-    let remaining = store.pairings();
-    if remaining
-        .iter()
-        .any(|p| p.permissions == Permissions::Admin)
-    {
-        return Ok(Vec::new());
+    let out = super::removal::remove_all_without_admin(store, super::removal::Removal::default());
+    match out.error {
+        Some(e) => Err(Error::Store(e)),
+        None => Ok(out.removed),
     }
-    let mut removed = Vec::with_capacity(remaining.len());
-    for pairing in remaining {
-        store.remove_pairing(&pairing.id).map_err(Error::Store)?;
-        removed.push(pairing.id);
-    }
-    Ok(removed)
 }
 
 /// `State=2` then Identifier, PublicKey, Permissions per pairing, `FF 00` between pairings.
