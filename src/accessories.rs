@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use hap_proto::db::services::{self, AccessoryInfo};
 use hap_proto::db::{AccessoryBuilder, CharId, Database, HapType, IidAllocator};
 
@@ -184,24 +183,12 @@ fn serial(id: &str) -> String {
     format!("HB-{s}")
 }
 
-fn iid_setting(key: &ServerKey, aid: u64) -> String {
-    format!("iids/{}/{aid}", key.as_db())
-}
-
 fn load_iids(store: &Store, key: &ServerKey, aid: u64) -> anyhow::Result<IidAllocator> {
-    match store.setting(&iid_setting(key, aid))? {
-        Some(json) => serde_json::from_str(&json)
-            .with_context(|| format!("stored IID map of {} aid {aid} is unreadable", key.as_db())),
-        None => Ok(IidAllocator::default()),
-    }
+    Ok(store.iid_allocator(key, aid)?)
 }
 
 fn save_iids(store: &Store, key: &ServerKey, aid: u64, iids: &IidAllocator) -> anyhow::Result<()> {
-    let json = serde_json::to_string(iids)?;
-    if store.setting(&iid_setting(key, aid))?.as_deref() != Some(json.as_str()) {
-        store.set_setting(&iid_setting(key, aid), &json)?;
-    }
-    Ok(())
+    Ok(store.put_iid_allocator(key, aid, iids)?)
 }
 
 /// Firmware revision advertised by every accessory.

@@ -1,9 +1,16 @@
 use std::io::Write as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Instant;
+
+use hap_proto::CryptoRandom;
+use hap_proto::pairing::{Pairing, PairingId, PairingStore as _, Permissions};
 
 use super::*;
 use crate::testutil::{TempDir, rng};
+
+mod maps;
 
 fn setup() -> impl FnOnce(&mut dyn CryptoRandom) -> SetupSecrets {
     |_| SetupSecrets {
@@ -322,153 +329,6 @@ fn failed_attempts_persist() {
             .set_failed_attempts(&ServerKey::Camera("none".into()), 1)
             .is_err()
     );
-}
-
-#[test]
-fn aids_are_stable_and_never_reused() {
-    let dir = TempDir::new("aid");
-    let b = ServerKey::Bridge;
-    {
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(
-            store.assign_aids(&b, &["cam:front", "cam:back"]).unwrap(),
-            [2, 3]
-        );
-    }
-    let store = Store::open(dir.path()).unwrap();
-    assert_eq!(
-        store.assign_aids(&b, &["cam:back", "cam:front"]).unwrap(),
-        [3, 2]
-    );
-    store.remove_camera("front", "cam:front").unwrap();
-    store.remove_camera("unknown", "cam:unknown").unwrap();
-    assert_eq!(store.assign_aids(&b, &["cam:side"]).unwrap(), [4]);
-    assert_eq!(store.assign_aids(&b, &["cam:front"]).unwrap(), [5]);
-    drop(store);
-    let store = Store::open(dir.path()).unwrap();
-    assert_eq!(
-        store.assign_aids(&b, &["cam:side", "cam:new"]).unwrap(),
-        [4, 6]
-    );
-    // AID maps are per server.
-    assert_eq!(
-        store
-            .assign_aids(&ServerKey::Camera("x".into()), &["cam:side"])
-            .unwrap(),
-        [2]
-    );
-}
-
-#[test]
-fn config_number_bumps_only_on_shape_change_and_wraps() {
-    let dir = TempDir::new("cn");
-    let store = Store::open(dir.path()).unwrap();
-    let b = ServerKey::Bridge;
-    assert!(
-        store.update_config_number(&b, b"h1").is_err(),
-        "no record yet"
-    );
-    store.server(&b, &mut rng(1), setup()).unwrap();
-    assert_eq!(store.update_config_number(&b, b"h1").unwrap(), 1);
-    assert_eq!(store.update_config_number(&b, b"h1").unwrap(), 1);
-    assert_eq!(store.update_config_number(&b, b"h2").unwrap(), 2);
-    assert_eq!(store.update_config_number(&b, b"h2").unwrap(), 2);
-    assert_eq!(store.server_record(&b).unwrap().unwrap().config_number, 2);
-    store
-        .lock()
-        .execute("UPDATE servers SET config_number = 65535", [])
-        .unwrap();
-    assert_eq!(store.update_config_number(&b, b"h3").unwrap(), 1);
-    drop(store);
-    let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.update_config_number(&b, b"h3").unwrap(), 1);
-    assert_eq!(store.update_config_number(&b, b"h4").unwrap(), 2);
-}
-
-#[test]
-fn settings_cameras_setup_code_and_forget() {
-    let dir = TempDir::new("misc");
-    let store = Store::open(dir.path()).unwrap();
-    assert!(store.bridge_enabled().unwrap());
-    store.set_bridge_enabled(false).unwrap();
-    store.put_runtime_camera("b", r#"{"id":"b"}"#).unwrap();
-    store.put_runtime_camera("a", r#"{"id":"a"}"#).unwrap();
-    store
-        .put_runtime_camera("b", r#"{"id":"b","name":"B"}"#)
-        .unwrap();
-    let b = ServerKey::Bridge;
-    store.server(&b, &mut rng(1), setup()).unwrap();
-    store.set_setup_code(&b, "031-45-154").unwrap();
-    drop(store);
-
-    let store = Store::open(dir.path()).unwrap();
-    assert!(!store.bridge_enabled().unwrap());
-    assert_eq!(
-        store.runtime_cameras().unwrap(),
-        [
-            ("b".to_owned(), r#"{"id":"b","name":"B"}"#.to_owned()),
-            ("a".to_owned(), r#"{"id":"a"}"#.to_owned()),
-        ]
-    );
-    store.remove_camera("b", "camera:b").unwrap();
-    assert_eq!(store.runtime_cameras().unwrap().len(), 1);
-    assert_eq!(
-        store.server_record(&b).unwrap().unwrap().setup.setup_code,
-        "031-45-154"
-    );
-    // Debug never shows the setup code or the key.
-    let debug = format!("{:?}", store.server_record(&b).unwrap());
-    assert!(
-        !debug.contains("031-45-154") && debug.contains("7OSX"),
-        "{debug}"
-    );
-
-    // A removed standalone camera's identity is forgotten with it.
-    let cam = ServerKey::Camera("a".into());
-    let first = store.server(&cam, &mut rng(2), setup()).unwrap();
-    store.remove_camera("a", "camera:a").unwrap();
-    assert!(store.server_record(&cam).unwrap().is_none());
-    assert!(store.runtime_cameras().unwrap().is_empty());
-    let second = store.server(&cam, &mut rng(9), setup()).unwrap();
-    assert_ne!(second.identity.device_id, first.identity.device_id);
-}
-
-#[test]
-fn removing_a_camera_is_one_transaction() {
-    let dir = TempDir::new("remove-camera");
-    let store = Store::open(dir.path()).unwrap();
-    let cam = ServerKey::Camera("porch".into());
-    store
-        .put_runtime_camera("porch", r#"{"id":"porch"}"#)
-        .unwrap();
-    let aid = store
-        .assign_aids(&ServerKey::Bridge, &["camera:porch"])
-        .unwrap();
-    store.server(&cam, &mut rng(3), setup()).unwrap();
-    // The last step fails (as on a full disk): nothing of the removal is kept.
-    store
-        .lock()
-        .execute_batch(
-            "CREATE TRIGGER no_delete BEFORE DELETE ON servers \
-             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-        )
-        .unwrap();
-    assert!(store.remove_camera("porch", "camera:porch").is_err());
-    assert_eq!(store.runtime_cameras().unwrap().len(), 1);
-    assert_eq!(
-        store
-            .assign_aids(&ServerKey::Bridge, &["camera:porch"])
-            .unwrap(),
-        aid
-    );
-    assert!(store.server_record(&cam).unwrap().is_some());
-    store
-        .lock()
-        .execute_batch("DROP TRIGGER no_delete;")
-        .unwrap();
-    store.remove_camera("porch", "camera:porch").unwrap();
-    assert!(store.runtime_cameras().unwrap().is_empty());
-    assert!(store.server_record(&cam).unwrap().is_none());
 }
 
 const CRASH_DIR_ENV: &str = "HAP_BRIDGE_TEST_CRASH_DIR";
