@@ -16,9 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json, json};
 
 use super::{ApiState, error, qr_png};
-use crate::config::{
-    CameraMode, CameraSettings, DEFAULT_MAX_STREAMS, Sensors, Source, TEST_PATTERN, mask_url,
-};
+use crate::config::{CameraFields, CameraMode, CameraSettings, Sensors, field_error};
 use crate::registry::{CameraEntry, CameraError};
 use crate::servers::Servers;
 
@@ -181,198 +179,31 @@ fn object(body: &[u8]) -> Result<Map<String, Json>, Response> {
     }
 }
 
-/// A camera from a JSON object: a new one (`current` is `None`: `id`, `name` and `source`
-/// required), or `current` with the fields the object carries. Field-level checks only; the
-/// whole camera is validated by the controller.
+/// A camera from a JSON object, through the configuration file's parser ([`CameraFields`]): a
+/// new one (`current` is `None`: `id`, `name` and `source` required), or `current` with the
+/// fields the object carries. Field-level checks only; the whole camera is validated when the
+/// change is applied.
 #[allow(clippy::result_large_err)] // the error is the finished HTTP response
 fn camera_from(
     obj: &Map<String, Json>,
     current: Option<&CameraSettings>,
 ) -> Result<CameraSettings, Response> {
-    if let Some(key) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(invalid(&format!(
-            "{key}: unknown field (known: {})",
-            FIELDS.join(", ")
-        )));
-    }
-    let id = match (obj.get("id"), current) {
-        (Some(v), Some(cur)) => {
-            let id = string(v, "id")?;
-            if id != cur.id {
-                return Err(invalid(&format!(
-                    "id: cannot change ({:?} to {id:?}); remove the camera and add it again",
-                    cur.id
-                )));
-            }
-            id
-        }
-        (Some(v), None) => string(v, "id")?,
-        (None, Some(cur)) => cur.id.clone(),
-        (None, None) => return Err(invalid("id: missing")),
-    };
-    let name = match (obj.get("name"), current) {
-        (Some(v), _) => string(v, "name")?,
-        (None, Some(cur)) => cur.name.clone(),
-        (None, None) => return Err(invalid("name: missing")),
-    };
-    let main = match (obj.get("source"), current) {
-        (Some(v), cur) => source(&string(v, "source")?, cur.map(|c| &c.source)),
-        (None, Some(cur)) => cur.source.clone(),
-        (None, None) => {
-            return Err(invalid(&format!(
-                "source: missing (an rtsp:// URL or {TEST_PATTERN:?})"
-            )));
-        }
-    };
-    let substream = match obj.get("substream") {
-        Some(Json::Null) => None,
-        Some(v) => Some(source(
-            &string(v, "substream")?,
-            current.and_then(|c| c.substream.as_ref()),
-        )),
-        None => current.and_then(|c| c.substream.clone()),
-    };
-    let enabled = opt_bool(obj, "enabled")?.or_else(|| current.map(|c| c.enabled));
-    let mode = match obj.get("mode") {
-        Some(Json::String(m)) if m == "bridged" => CameraMode::Bridged,
-        Some(Json::String(m)) if m == "standalone" => CameraMode::Standalone,
-        Some(_) => return Err(invalid("mode: must be \"bridged\" or \"standalone\"")),
-        None => current.map_or(CameraMode::Bridged, |c| c.mode),
-    };
-    let port = match obj.get("port") {
-        Some(Json::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-                .ok_or_else(|| invalid("port: must be a port number 1..=65535 or null"))?,
-        ),
-        // Back to bridged: a port no longer applies.
-        None if mode == CameraMode::Bridged => None,
-        None => current.and_then(|c| c.port),
-    };
-    let sensors = match obj.get("sensors") {
-        Some(v) => sensors(v)?,
-        None => current.map_or_else(Sensors::default, |c| c.sensors),
-    };
-    let max_streams = match obj.get("max_streams") {
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| u8::try_from(n).ok())
-            .ok_or_else(|| invalid("max_streams: must be a small positive integer"))?,
-        None => current.map_or(DEFAULT_MAX_STREAMS, |c| c.max_streams),
-    };
-    let always_on = opt_bool(obj, "always_on")?
-        .or_else(|| current.map(|c| c.always_on))
-        .unwrap_or(false);
-    Ok(CameraSettings {
-        id,
-        name,
-        source: main,
-        substream,
-        enabled: enabled.unwrap_or(true),
-        mode,
-        port,
-        sensors,
-        max_streams,
-        always_on,
-    })
-}
-
-/// A source from text; the masked form of the current URL keeps the current URL (a client
-/// sending back what it read).
-fn source(text: &str, current: Option<&Source>) -> Source {
-    if let Some(Source::Rtsp(url)) = current
-        && text != url.expose()
-        && text == mask_url(url.expose())
-    {
-        return Source::Rtsp(url.clone());
-    }
-    Source::from(text.to_owned())
-}
-
-#[allow(clippy::result_large_err)] // the error is the finished HTTP response
-fn sensors(v: &Json) -> Result<Sensors, Response> {
-    let mut s = Sensors {
-        motion: false,
-        occupancy: false,
-        doorbell: false,
-    };
-    match v {
-        Json::Array(names) => {
-            for (i, name) in names.iter().enumerate() {
-                match name.as_str() {
-                    Some("motion") => s.motion = true,
-                    Some("occupancy") => s.occupancy = true,
-                    Some("doorbell") => s.doorbell = true,
-                    _ => {
-                        return Err(invalid(&format!(
-                            "sensors[{i}]: must be \"motion\", \"occupancy\" or \"doorbell\""
-                        )));
-                    }
-                }
-            }
-        }
-        Json::Object(map) => {
-            for (key, on) in map {
-                let on = on
-                    .as_bool()
-                    .ok_or_else(|| invalid(&format!("sensors.{key}: must be true or false")))?;
-                match key.as_str() {
-                    "motion" => s.motion = on,
-                    "occupancy" => s.occupancy = on,
-                    "doorbell" => s.doorbell = on,
-                    _ => {
-                        return Err(invalid(&format!(
-                            "sensors.{key}: unknown sensor (motion, occupancy, doorbell)"
-                        )));
-                    }
-                }
-            }
-        }
-        _ => {
-            return Err(invalid(
-                "sensors: must be a list such as [\"motion\", \"doorbell\"]",
-            ));
-        }
-    }
-    Ok(s)
-}
-
-#[allow(clippy::result_large_err)] // the error is the finished HTTP response
-fn string(v: &Json, field: &str) -> Result<String, Response> {
-    v.as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| invalid(&format!("{field}: must be a string")))
-}
-
-#[allow(clippy::result_large_err)] // the error is the finished HTTP response
-fn opt_bool(obj: &Map<String, Json>, field: &str) -> Result<Option<bool>, Response> {
-    match obj.get(field) {
-        None => Ok(None),
-        Some(Json::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(invalid(&format!("{field}: must be true or false"))),
-    }
+    // What `GET` shows but a client cannot set: ignored, so that it can be sent back.
+    let settable: Map<String, Json> = obj
+        .iter()
+        .filter(|(key, _)| !READ_ONLY.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    let fields: CameraFields = serde_path_to_error::deserialize(Json::Object(settable))
+        .map_err(|e| invalid(&field_error(&e.path().to_string(), &e.inner().to_string())))?;
+    fields
+        .into_settings(current)
+        .map_err(|e| invalid(&e.to_string()))
 }
 
 fn invalid(message: &str) -> Response {
     error(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
-/// Fields a camera object may carry (`origin`, `aid`, `setup_code` and `setup_uri` are
-/// read-only and ignored, so that what `GET` returned can be sent back).
-const FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "source",
-    "substream",
-    "enabled",
-    "mode",
-    "port",
-    "sensors",
-    "max_streams",
-    "always_on",
-    "origin",
-    "aid",
-    "setup_code",
-    "setup_uri",
-];
+/// Fields `GET` shows that a client cannot set (ignored in `POST` and `PUT` bodies).
+const READ_ONLY: &[&str] = &["origin", "aid", "setup_code", "setup_uri"];

@@ -365,3 +365,85 @@ fn api_token_is_validated_and_masked() {
     let e = Config::parse("[api]\ntoken = \"0123456789abcdef with space\"\n", "t").unwrap_err();
     assert!(e.to_string().contains("api.token"), "{e}");
 }
+
+/// The file, the admin API and the store read cameras through one parser (`CameraFields`).
+#[test]
+fn one_parser_for_the_file_the_api_and_the_store() {
+    // `rtsp_url` is the old service's name of `source`; `sensors` may be a list.
+    let text = "[[cameras]]\nid = \"a\"\nname = \"A\"\nrtsp_url = \"rtsp://u:p@cam/x\"\nsensors = [\"doorbell\"]\n";
+    let config = Config::parse(text, "test.toml").unwrap();
+    let cam = &config.cameras[0];
+    assert_eq!(cam.source.to_string(), "rtsp://u:***@cam/x");
+    assert_eq!(
+        cam.sensors,
+        Sensors {
+            motion: false,
+            occupancy: false,
+            doorbell: true
+        },
+        "a list names exactly the sensors wanted"
+    );
+    // The JSON of the API goes through the same fields.
+    let json = serde_json::json!({"id": "b", "name": "B", "rtsp_url": "test-pattern",
+        "sensors": {"occupancy": true}, "port": null, "substream": null});
+    let b: CameraSettings = serde_json::from_value(json).unwrap();
+    assert_eq!(b.source, Source::TestPattern);
+    assert!(
+        b.sensors.motion && b.sensors.occupancy,
+        "a table keeps defaults"
+    );
+    // What the store keeps reads back the same.
+    let stored = serde_json::to_string(cam).unwrap();
+    assert_eq!(
+        &serde_json::from_str::<CameraSettings>(&stored).unwrap(),
+        cam
+    );
+    // Missing fields and changes name the field.
+    let missing = CameraFields::default().into_settings(None).unwrap_err();
+    assert_eq!(missing.to_string(), "id: missing");
+    let got = err("[[cameras]]\nid = \"a\"\nname = \"A\"\n");
+    assert!(got.contains("source: missing"), "{got}");
+    let changed: CameraFields = serde_json::from_value(serde_json::json!({"id": "x"})).unwrap();
+    let refused = changed.into_settings(Some(cam)).unwrap_err().to_string();
+    assert!(refused.starts_with("id: cannot change"), "{refused}");
+    let renamed: CameraFields = serde_json::from_value(serde_json::json!({"name": "New"})).unwrap();
+    let kept = renamed.into_settings(Some(cam)).unwrap();
+    assert_eq!(
+        (kept.name.as_str(), kept.source.clone()),
+        ("New", cam.source.clone())
+    );
+}
+
+#[test]
+fn parser_messages_name_the_field() {
+    for (path, message, want) in [
+        (
+            ".",
+            "unknown field `colour`, expected one of `id`",
+            "colour: unknown field (known: id,",
+        ),
+        (
+            "sensors",
+            "unknown field `smoke`, expected `motion`",
+            "sensors.smoke: unknown field (known: motion",
+        ),
+        (
+            "id",
+            "invalid type: integer `7`, expected a string",
+            "id: must be a string (got integer `7`)",
+        ),
+        (
+            "port",
+            "invalid type: string \"x\", expected u16",
+            "port: must be a port number 0..=65535",
+        ),
+        (
+            "sensors[0]",
+            "unknown variant `smoke`, expected one of",
+            "sensors[0]: unknown variant",
+        ),
+    ] {
+        let got = field_error(path, message);
+        assert!(got.starts_with(want), "{got:?} for {path} {message:?}");
+    }
+}

@@ -841,6 +841,39 @@ fn bad_camera_bodies_get_4xx_naming_the_field() {
     assert_eq!(config_number(&bridge), 2);
 }
 
+/// The old service's name for the source (`rtsp_url`) is accepted, through the configuration
+/// file's parser, and a camera's own `GET` body can be sent back as it is.
+#[test]
+fn the_api_reads_cameras_with_the_configuration_files_parser() {
+    let bridge = Bridge::start();
+    let (code, reply) = call(
+        &bridge,
+        "POST",
+        CAMERAS,
+        Some(&serde_json::json!({"id": "old-style", "name": "Old",
+            "rtsp_url": "rtsp://admin:pw@192.0.2.7/live", "sensors": ["doorbell"]})),
+    );
+    assert_eq!(code, 201, "{reply}");
+    assert_eq!(reply["source"], "rtsp://admin:***@192.0.2.7/live");
+    assert_eq!(reply["sensors"], serde_json::json!(["doorbell"]));
+    let (code, again) = call(
+        &bridge,
+        "PUT",
+        &format!("{CAMERAS}/old-style"),
+        Some(&reply),
+    );
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(again, reply, "what GET shows can be sent back unchanged");
+    let (code, both) = call(
+        &bridge,
+        "POST",
+        CAMERAS,
+        Some(&serde_json::json!({"id": "two", "name": "Two",
+            "rtsp_url": "test-pattern", "source": "test-pattern"})),
+    );
+    assert_eq!(code, 422, "{both}");
+}
+
 fn call_raw(bridge: &Bridge, method: &str, path: &str, body: &str) -> (u16, String) {
     let (code, raw) = bridge.api_request(method, path, Some(body), None);
     (code, String::from_utf8_lossy(&raw).into_owned())

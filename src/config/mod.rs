@@ -1,7 +1,7 @@
 //! The bridge's TOML configuration: parsing, defaults and validation.
 //!
 //! Every validation error names the offending field (`cameras[1].id: duplicate id "front"`);
-//! TOML syntax errors carry line and column. RTSP URLs may hold a password: [`RtspUrl`] masks it
+//! TOML syntax errors carry line and column. RTSP URLs may hold a password: [`source::RtspUrl`] masks it
 //! in `Debug` and `Display`, and [`mask_url`] masks any URL string for logs.
 
 use std::collections::HashSet;
@@ -10,6 +10,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+mod camera;
+mod source;
+
+pub(crate) use camera::{CameraFields, CameraMode, CameraSettings, Sensors, field_error};
+pub(crate) use source::{Source, check_source, mask_url};
 
 /// The whole configuration file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,72 +87,6 @@ impl Default for BridgeConfig {
     }
 }
 
-/// `[[cameras]]`: one camera.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CameraSettings {
-    /// Stable identifier (`[a-z0-9_-]`); AIDs and standalone identities are keyed on it.
-    pub(crate) id: String,
-    /// Name shown in the Home app.
-    pub(crate) name: String,
-    /// Main stream: an RTSP URL or `test-pattern`.
-    pub(crate) source: Source,
-    /// Optional lower-resolution RTSP stream.
-    #[serde(default)]
-    pub(crate) substream: Option<Source>,
-    /// Whether the camera is exposed at all.
-    #[serde(default = "yes")]
-    pub(crate) enabled: bool,
-    /// Bridged behind the bridge (default) or a standalone accessory with its own pairing.
-    #[serde(default)]
-    pub(crate) mode: CameraMode,
-    /// HAP port of a standalone camera; absent = chosen by the OS at start.
-    #[serde(default)]
-    pub(crate) port: Option<u16>,
-    /// Sensor services attached to the camera.
-    #[serde(default)]
-    pub(crate) sensors: Sensors,
-    /// Most concurrent live streams.
-    #[serde(default = "default_max_streams")]
-    pub(crate) max_streams: u8,
-    /// Keep the RTSP pull running even with no viewer (faster stream start).
-    #[serde(default)]
-    pub(crate) always_on: bool,
-}
-
-/// Bridged or standalone (ARCHITECTURE.md key decision 1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum CameraMode {
-    /// An accessory behind the bridge (aid ≠ 1).
-    #[default]
-    Bridged,
-    /// Its own HAP server, identity, pairings and mDNS record.
-    Standalone,
-}
-
-/// `cameras[].sensors`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct Sensors {
-    /// Motion sensor service.
-    pub(crate) motion: bool,
-    /// Occupancy sensor service.
-    pub(crate) occupancy: bool,
-    /// Doorbell (programmable switch) service; the accessory becomes a video doorbell.
-    pub(crate) doorbell: bool,
-}
-
-impl Default for Sensors {
-    fn default() -> Self {
-        Self {
-            motion: true,
-            occupancy: false,
-            doorbell: false,
-        }
-    }
-}
-
 /// `[timings]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,67 +103,6 @@ impl Default for Timings {
             motion_reset_seconds: 30,
             max_motion_duration: 300,
         }
-    }
-}
-
-/// A camera source: the built-in test pattern or an RTSP URL.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub(crate) enum Source {
-    /// The built-in test pattern (`test-pattern`).
-    TestPattern,
-    /// An RTSP URL; checked by [`Config::validate`].
-    Rtsp(RtspUrl),
-}
-
-impl From<String> for Source {
-    fn from(s: String) -> Self {
-        if s == TEST_PATTERN {
-            Self::TestPattern
-        } else {
-            Self::Rtsp(RtspUrl(s))
-        }
-    }
-}
-
-impl From<Source> for String {
-    fn from(s: Source) -> Self {
-        match s {
-            Source::TestPattern => TEST_PATTERN.to_owned(),
-            Source::Rtsp(url) => url.0,
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TestPattern => f.write_str(TEST_PATTERN),
-            Self::Rtsp(url) => fmt::Display::fmt(url, f),
-        }
-    }
-}
-
-/// An RTSP URL whose password never shows in `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct RtspUrl(String);
-
-impl RtspUrl {
-    /// The URL with its credentials, for the RTSP client only.
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RtspUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&mask_url(&self.0))
-    }
-}
-
-impl fmt::Debug for RtspUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RtspUrl({:?})", mask_url(&self.0))
     }
 }
 
@@ -279,37 +158,6 @@ impl Default for Config {
             }],
             timings: Timings::default(),
             api: ApiConfig::default(),
-        }
-    }
-}
-
-impl CameraSettings {
-    /// Checks this camera's own fields (not its relation to other cameras: unique id and
-    /// port are checked by [`Config::validate`]); error fields are `prefix` + the field name.
-    pub(crate) fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        let field = |name: &str| format!("{prefix}{name}");
-        check_camera_id(&field("id"), &self.id)?;
-        check_name(&field("name"), &self.name)?;
-        check_source(&field("source"), &self.source)?;
-        if let Some(sub) = &self.substream {
-            if *sub == Source::TestPattern {
-                return Err(invalid(field("substream"), "must be an rtsp:// URL"));
-            }
-            check_source(&field("substream"), sub)?;
-        }
-        if !(1..=MAX_STREAMS_LIMIT).contains(&self.max_streams) {
-            return Err(invalid(
-                field("max_streams"),
-                format!("must be 1..={MAX_STREAMS_LIMIT}"),
-            ));
-        }
-        match (self.mode, self.port) {
-            (CameraMode::Bridged, Some(_)) => Err(invalid(
-                field("port"),
-                "only a standalone camera has its own port",
-            )),
-            (CameraMode::Standalone, Some(0)) => Err(invalid(field("port"), "must be 1..=65535")),
-            _ => Ok(()),
         }
     }
 }
@@ -425,43 +273,6 @@ impl Config {
     }
 }
 
-/// Masks the password of a URL's userinfo: `rtsp://user:pass@host/x` → `rtsp://user:***@host/x`.
-///
-/// A URL without a password is returned unchanged. When the userinfo cannot be told apart from
-/// the path (an unencoded `/` in the password), everything up to the last `@` is masked.
-pub(crate) fn mask_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        // Not a URL (`rtsp:/user:pass@cam`, `user:pass@cam`): over-mask up to the last `@`.
-        return match url.rfind('@') {
-            Some(at) => format!("***{}", url.split_at(at).1),
-            None => url.to_owned(),
-        };
-    };
-    let (head, rest) = url.split_at(scheme_end);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    if let Some(at) = authority.rfind('@') {
-        let (userinfo, host) = authority.split_at(at);
-        return match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{head}{user}:***{host}{tail}"),
-            None => url.to_owned(),
-        };
-    }
-    match rest.rfind('@') {
-        // No `@` in the authority but one later: the password may contain `/`. Over-mask.
-        Some(at) => format!("{head}***{}", rest.split_at(at).1),
-        None => url.to_owned(),
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_max_streams() -> u8 {
-    DEFAULT_MAX_STREAMS
-}
-
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field: field.into(),
@@ -483,71 +294,6 @@ fn check_name(field: &str, value: &str) -> Result<(), ConfigError> {
         return Err(invalid(field, "must not contain control characters"));
     }
     Ok(())
-}
-
-fn check_camera_id(field: &str, id: &str) -> Result<(), ConfigError> {
-    if id.is_empty() || id.len() > MAX_CAMERA_ID_LEN {
-        return Err(invalid(
-            field,
-            format!("must be 1..={MAX_CAMERA_ID_LEN} characters"),
-        ));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
-    {
-        return Err(invalid(
-            field,
-            format!("{id:?} contains {c:?}; use only a-z, 0-9, '-' and '_'"),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_source(field: &str, source: &Source) -> Result<(), ConfigError> {
-    let Source::Rtsp(url) = source else {
-        return Ok(());
-    };
-    let raw = url.expose();
-    if raw.starts_with("rtsps://") {
-        // retina (the RTSP client) speaks RTSP over TCP and UDP, not over TLS.
-        return Err(invalid(
-            field,
-            format!(
-                "{url}: rtsps:// (RTSP over TLS) is not supported; use the camera's rtsp:// URL"
-            ),
-        ));
-    }
-    let rest = raw.strip_prefix("rtsp://").ok_or_else(|| {
-        invalid(
-            field,
-            format!("{} is neither an rtsp:// URL nor {TEST_PATTERN:?}", url),
-        )
-    })?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if !authority.contains('@') && rest.contains('@') {
-        // `user:pass#word@host`: the URL ends its host part at the `#` (or `?`, `/`), so the
-        // password would be taken for a host and port, and shown in logs as one.
-        return Err(invalid(
-            field,
-            format!(
-                "{url}: the part before '@' is not a user:password (percent-encode '/', '?', \
-                 '#' and '@' in them: %2F, %3F, %23, %40)"
-            ),
-        ));
-    }
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    if host.is_empty() || host.starts_with(':') {
-        return Err(invalid(field, format!("{url} has no host")));
-    }
-    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(field, format!("{url} contains whitespace")));
-    }
-    // What the RTSP client will parse when it connects (a port over 65535, a zone in an IPv6
-    // address ...): refused now rather than stopping the camera at its first use.
-    media::source::rtsp::check_url(raw).map_err(|e| invalid(field, format!("{url}: {e}")))
 }
 
 /// 1-based line and column (in characters) of byte offset `pos` in `text`.
