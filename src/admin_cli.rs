@@ -5,12 +5,12 @@
 //! with `--camera ID` a standalone camera's) reads the store when no bridge runs, and asks the
 //! admin API when one does.
 
-use std::io::{Read as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use hap_proto::setup::{Category, setup_uri};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value as Json;
 
 use crate::cli::{Cli, PairingsAction};
@@ -154,10 +154,11 @@ fn standalone(config: &Config, store: &Store, id: &str) -> anyhow::Result<Catego
     })
 }
 
-/// A tiny blocking HTTP/1.1 client for the admin API.
+/// A blocking client of the admin API (ureq, plain HTTP).
 struct ApiClient {
     addr: SocketAddr,
     token: Option<String>,
+    agent: ureq::Agent,
 }
 
 impl ApiClient {
@@ -174,7 +175,17 @@ impl ApiClient {
             .clone()
             .or_else(|| std::env::var(TOKEN_ENV).ok())
             .filter(|t| !t.is_empty());
-        Self { addr, token }
+        let agent = ureq::Agent::config_builder()
+            // Every answer comes back with its status: the API's message is in the body.
+            .http_status_as_error(false)
+            // The bridge is on this machine: never through an HTTP proxy from the environment.
+            .proxy(None)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .timeout_global(Some(TIMEOUT))
+            .build()
+            .new_agent();
+        Self { addr, token, agent }
     }
 
     /// One request; a non-2xx reply becomes an error with the API's message.
@@ -193,73 +204,73 @@ impl ApiClient {
         }
     }
 
+    /// Status and body (at most [`MAX_REPLY`] bytes) of one request.
     fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<&str>,
     ) -> anyhow::Result<(u16, Vec<u8>)> {
-        let mut s = TcpStream::connect_timeout(&self.addr, TIMEOUT).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let reply = match body {
+            Some(body) => request
+                .header("Content-Type", "application/json")
+                .body(body)
+                .map(|r| self.agent.run(r)),
+            None => request.body(()).map(|r| self.agent.run(r)),
+        }
+        .with_context(|| format!("{method} {path}: not a valid request"))?;
+        let mut reply = reply.map_err(|e| self.unreachable(&e))?;
+        let status = reply.status().as_u16();
+        let body = reply
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY)
+            .read_to_vec()
+            .with_context(|| format!("admin API at {}: cannot read the reply", self.addr))?;
+        Ok((status, body))
+    }
+
+    /// What a failed exchange with the admin API means to the user.
+    fn unreachable(&self, e: &ureq::Error) -> anyhow::Error {
+        match e {
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
                 anyhow::anyhow!(
                     "the bridge is not running: nothing listens on its admin API at {} \
                      (start it, or pass the --api-addr it uses)",
                     self.addr
                 )
-            } else {
-                anyhow::anyhow!("cannot reach the admin API at {}: {e}", self.addr)
             }
-        })?;
-        s.set_read_timeout(Some(TIMEOUT))?;
-        s.set_write_timeout(Some(TIMEOUT))?;
-        let body = body.unwrap_or("");
-        let auth = self
-            .token
-            .as_ref()
-            .map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        );
-        s.write_all(request.as_bytes())
-            .with_context(|| format!("admin API at {}: cannot send", self.addr))?;
-        let mut reply = Vec::new();
-        s.take(MAX_REPLY)
-            .read_to_end(&mut reply)
-            .with_context(|| format!("admin API at {}: cannot read the reply", self.addr))?;
-        parse_reply(&reply)
-            .ok_or_else(|| anyhow::anyhow!("admin API at {}: not an HTTP reply", self.addr))
+            ureq::Error::Protocol(_) => {
+                anyhow::anyhow!("admin API at {}: not an HTTP reply ({e})", self.addr)
+            }
+            _ => anyhow::anyhow!("cannot reach the admin API at {}: {e}", self.addr),
+        }
     }
 }
 
-/// Status and body of a `Connection: close` HTTP/1.1 reply with a Content-Length body.
-fn parse_reply(reply: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let split = reply.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(reply.get(..split)?).ok()?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    let body = reply.get(split.checked_add(4)?..)?.to_vec();
-    Some((status, body))
-}
+/// Characters percent-encoded in a path segment: all but RFC 3986's unreserved ones and `:`
+/// (pairing ids and camera ids keep their colons readable).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':');
 
-/// Percent-encodes a path segment (RFC 3986 unreserved characters stay).
+/// Percent-encodes a path segment.
 fn percent_encode(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 /// Environment variable with the admin API token.
 const TOKEN_ENV: &str = "HAP_BRIDGE_API_TOKEN";
-/// Connect, read and write timeout of the client.
+/// The longest one request may take (connect, send, answer).
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest reply read.
 const MAX_REPLY: u64 = 1024 * 1024;
@@ -269,11 +280,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reply_parsing_and_encoding() {
-        let reply = b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_reply(reply), Some((404, b"{}".to_vec())));
-        assert_eq!(parse_reply(b"garbage"), None);
+    fn path_segments_are_percent_encoded() {
         assert_eq!(percent_encode("AB-12:cd"), "AB-12:cd");
+        assert_eq!(percent_encode("x.y_z~"), "x.y_z~");
+        assert_eq!(percent_encode("é?#%"), "%C3%A9%3F%23%25");
         assert_eq!(percent_encode("a/b c"), "a%2Fb%20c");
     }
 }

@@ -78,6 +78,7 @@ pub(crate) async fn serve(
 
 fn router(state: Arc<ApiState>) -> Router {
     let h = "/api/v1/homekit";
+    let registry = Arc::new(metrics::Metrics::new(state.clone()));
     let api = Router::new()
         .route(&format!("{h}/status"), get(homekit::status))
         .route(&format!("{h}/enable"), post(homekit::enable))
@@ -112,7 +113,7 @@ fn router(state: Arc<ApiState>) -> Router {
             &format!("{h}/cameras/{{id}}/snapshot"),
             get(streams::snapshot),
         )
-        .route("/metrics", get(metrics::metrics))
+        .route("/metrics", get(move || metrics::metrics(registry.clone())))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             error(

@@ -1,16 +1,12 @@
 //! Live camera streams and snapshots in the admin API: `GET /api/v1/homekit/streams` (each
 //! stream with its figures), `DELETE /api/v1/homekit/streams/{id}` (ends it),
-//! `GET /api/v1/homekit/cameras/{id}/snapshot?width=W&height=H` (a JPEG, as HomeKit gets it),
-//! and the stream families of `/metrics`.
+//! `GET /api/v1/homekit/cameras/{id}/snapshot?width=W&height=H` (a JPEG, as HomeKit gets it).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use media::stats::LatencyHistogram;
 use serde_json::{Value as Json, json};
 
 use super::{ApiState, error};
@@ -112,95 +108,6 @@ fn describe(s: &StreamEntry) -> Json {
         "fraction_lost": live.fraction_lost,
         "jitter": live.jitter,
     })
-}
-
-/// The stream families of `/metrics` (Prometheus text format).
-pub(super) fn metrics(state: &ApiState, out: &mut String) {
-    let m = &state.streams;
-    let live = m.streams();
-    let (mut frames, mut bytes, mut keyframes, mut dropped) = (
-        m.ended_frames.load(Ordering::Relaxed),
-        m.ended_bytes.load(Ordering::Relaxed),
-        0,
-        0,
-    );
-    let mut latency = LatencyHistogram::new();
-    for s in &live {
-        let st = s.stats().stream;
-        frames += st.frames_sent;
-        bytes += st.bytes_sent;
-        keyframes += st.key_frames_sent;
-        dropped += st.frames_dropped;
-        latency.merge(&st.latency);
-    }
-    let mut counter = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    counter(
-        "hap_bridge_streams_started_total",
-        "counter",
-        "Camera video streams started.",
-        m.streams_started.load(Ordering::Relaxed),
-    );
-    counter(
-        "hap_bridge_stream_frames_sent_total",
-        "counter",
-        "Video frames sent to controllers.",
-        frames,
-    );
-    counter(
-        "hap_bridge_stream_bytes_sent_total",
-        "counter",
-        "SRTP bytes sent to controllers.",
-        bytes,
-    );
-    counter(
-        "hap_bridge_live_stream_key_frames",
-        "gauge",
-        "Key frames sent by the streams running now.",
-        keyframes,
-    );
-    counter(
-        "hap_bridge_live_stream_dropped_frames",
-        "gauge",
-        "Frames dropped by the streams running now.",
-        dropped,
-    );
-    counter(
-        "hap_bridge_camera_snapshots_total",
-        "counter",
-        "Snapshots made (HomeKit and the admin API).",
-        m.snapshots.load(Ordering::Relaxed),
-    );
-    let name = "hap_bridge_stream_frame_latency_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Added latency per frame of the streams running now: frame received from \
-         the camera to its last packet sent.\n# TYPE {name} histogram"
-    );
-    let mut cumulative = 0;
-    for (bound, n) in latency.buckets() {
-        cumulative += n;
-        let le = bound.map_or_else(|| "+Inf".to_owned(), |us| format!("{}", us as f64 / 1e6));
-        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-    }
-    let _ = writeln!(out, "{name}_sum {}", latency.sum().as_secs_f64());
-    let _ = writeln!(out, "{name}_count {}", latency.count());
-    let _ = writeln!(
-        out,
-        "# HELP hap_bridge_rtsp_reconnects_total RTSP sessions re-established after a failure, per camera.\n\
-         # TYPE hap_bridge_rtsp_reconnects_total counter"
-    );
-    for (id, reconnects) in m.reconnects() {
-        let _ = writeln!(
-            out,
-            "hap_bridge_rtsp_reconnects_total{{camera=\"{}\"}} {reconnects}",
-            super::metrics::escape(&id)
-        );
-    }
 }
 
 /// Snapshot size when the query names none.

@@ -10,6 +10,7 @@ mod deferred;
 mod host;
 pub(crate) mod negotiate;
 mod slot;
+mod totals;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use crate::config::{CameraSettings, Source};
 use deferred::{Deferred, Job};
 pub(crate) use host::{CameraHost, RequestOrigin};
 pub(crate) use slot::Slot;
+pub(crate) use totals::StreamTotals;
 
 /// The characteristics of one Camera RTP Stream Management service (HAP §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,10 +279,9 @@ pub(crate) struct CameraManager {
     pub(crate) streams_started: AtomicU64,
     /// Snapshots served.
     pub(crate) snapshots: AtomicU64,
-    /// Totals of ended streams (frames, bytes), so the metrics' counters never go back.
-    pub(crate) ended_frames: AtomicU64,
-    /// See [`CameraManager::ended_frames`].
-    pub(crate) ended_bytes: AtomicU64,
+    /// The figures of the streams that ended, folded in as each ends. Locked only while
+    /// `streams` is held, so a stream moves from live to ended in one step for every reader.
+    ended: Mutex<StreamTotals>,
     /// Work camera writes queue instead of doing under the server lock.
     deferred: Deferred,
 }
@@ -295,8 +296,7 @@ impl CameraManager {
             tasks: watch::channel(0).0,
             streams_started: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
-            ended_frames: AtomicU64::new(0),
-            ended_bytes: AtomicU64::new(0),
+            ended: Mutex::new(StreamTotals::default()),
             deferred: Deferred::start(),
         })
     }
@@ -392,6 +392,17 @@ impl CameraManager {
         self.lock_streams().values().cloned().collect()
     }
 
+    /// The figures of every stream since the process started: the ended ones and the live ones
+    /// as they are now. Each figure only grows from one call to the next.
+    pub(crate) fn stream_totals(&self) -> StreamTotals {
+        let live = self.lock_streams();
+        let mut totals = lock(&self.ended).clone();
+        for entry in live.values() {
+            totals.add(&entry.stats().stream);
+        }
+        totals
+    }
+
     /// The number of live streams.
     pub(crate) fn active_streams(&self) -> usize {
         self.lock_streams().len()
@@ -430,12 +441,12 @@ impl CameraManager {
         self.lock_streams().insert(entry.id, entry);
     }
 
+    /// Forgets an ended stream, folding its final figures into the ended totals under the
+    /// same lock (a reader sees it live or ended, never neither nor both).
     fn unregister(&self, id: u64) {
-        if let Some(entry) = self.lock_streams().remove(&id) {
-            let s = entry.stats().stream;
-            self.ended_frames
-                .fetch_add(s.frames_sent, Ordering::Relaxed);
-            self.ended_bytes.fetch_add(s.bytes_sent, Ordering::Relaxed);
+        let mut live = self.lock_streams();
+        if let Some(entry) = live.remove(&id) {
+            lock(&self.ended).add(&entry.stats().stream);
         }
     }
 
@@ -445,16 +456,17 @@ impl CameraManager {
     }
 
     fn lock_cameras(&self) -> MutexGuard<'_, BTreeMap<String, Arc<CameraRuntime>>> {
-        self.cameras
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.cameras)
     }
 
     fn lock_streams(&self) -> MutexGuard<'_, BTreeMap<u64, StreamEntry>> {
-        self.streams
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.streams)
     }
+}
+
+/// Locks `m`, also after a panic elsewhere (the data stay usable: plain maps and sums).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Counts a stream task as alive until dropped (also when the task is cancelled).

@@ -10,6 +10,7 @@ mod camera;
 mod camera_util;
 mod controller;
 mod interop;
+mod metrics;
 mod page;
 mod pairing;
 #[path = "../../media/tests/runtime/fixture.rs"]
