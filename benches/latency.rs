@@ -45,23 +45,17 @@
 
 #[path = "latency/bridge.rs"]
 mod bridge;
-#[allow(dead_code)] // the bench uses the streaming helpers only
-#[path = "../tests/e2e/camera_util.rs"]
-mod camera_util;
 #[path = "latency/clip.rs"]
 mod clip;
-#[allow(dead_code)]
-#[path = "../tests/e2e/controller.rs"]
-mod controller;
 #[path = "latency/pipeline.rs"]
 mod pipeline;
 #[path = "latency/receiver.rs"]
 mod receiver;
 #[path = "latency/server.rs"]
 mod server;
-#[allow(dead_code)] // camera_util's ffmpeg receiver, unused by the bench
-#[path = "../media/tests/runtime/srtp_sdp.rs"]
-mod srtp_sdp;
+
+// The e2e tests' HAP controller and camera streaming helpers (the test-support crate).
+use test_support::{camera_util, controller};
 
 use std::time::{Duration, Instant};
 

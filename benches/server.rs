@@ -14,18 +14,22 @@
 //! Run with `cargo bench --bench server`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that fails should stop loudly
 
-#[allow(dead_code)]
-#[path = "../tests/e2e/controller.rs"]
-mod controller;
-#[path = "../tests/e2e/util.rs"]
-mod util;
-
 use std::time::{Duration, Instant};
 
-use controller::{Conn, Identity, JSON};
 use hap_proto::controller::setup::{PairedAccessory, SrpPadding};
 use serde_json::{Value, json};
-use util::{Bridge, SETUP_CODE};
+use test_support::controller::{Conn, Identity, JSON};
+use test_support::util::{BridgeBinary, SETUP_CODE};
+
+/// The bridge under test, started from the binary Cargo built for this bench.
+type Bridge = test_support::util::Bridge<HapBridge>;
+
+/// Names the `hap-bridge` binary of this package.
+enum HapBridge {}
+
+impl BridgeBinary for HapBridge {
+    const PATH: &'static str = env!("CARGO_BIN_EXE_hap-bridge");
+}
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter that does not match skips the whole run.

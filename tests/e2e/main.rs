@@ -7,15 +7,28 @@
 mod accessories;
 mod api;
 mod camera;
-mod camera_util;
-mod controller;
 mod interop;
 mod metrics;
 mod page;
 mod pairing;
-#[path = "../../media/tests/runtime/fixture.rs"]
-mod rtsp_fixture;
 mod server;
-#[path = "../../media/tests/runtime/srtp_sdp.rs"]
-mod srtp_sdp;
-mod util;
+
+// The shared harness (the test-support crate): the HAP controller, camera streaming, the RTSP
+// fixture, the bridge process.
+use test_support::{camera_util, controller, rtsp_fixture};
+
+/// The support crate's process and HTTP helpers, with [`Bridge`](util::Bridge) bound to this
+/// package's binary.
+mod util {
+    pub(crate) use test_support::util::*;
+
+    /// The bridge under test, started from the binary Cargo built for these tests.
+    pub(crate) type Bridge = test_support::util::Bridge<HapBridge>;
+
+    /// Names the `hap-bridge` binary of this package.
+    pub(crate) enum HapBridge {}
+
+    impl BridgeBinary for HapBridge {
+        const PATH: &'static str = env!("CARGO_BIN_EXE_hap-bridge");
+    }
+}

@@ -3,13 +3,15 @@
 // Tests may unwrap/expect: a failure is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod fixture;
 mod pattern;
 mod rtsp;
 mod session;
 mod snapshot;
-mod srtp_sdp;
 mod transcode;
+
+// Shared with the bridge's e2e tests (the test-support crate).
+use test_support::rtsp_fixture as fixture;
+use test_support::srtp_sdp;
 
 use std::time::Duration;
 

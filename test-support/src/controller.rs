@@ -13,18 +13,23 @@ use hap_proto::pairing::PairingId;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng as _;
 
-pub(crate) const TLV: Option<&str> = Some("application/pairing+tlv8");
-pub(crate) const JSON: Option<&str> = Some("application/hap+json");
+/// The content type of pair-setup and pair-verify bodies.
+pub const TLV: Option<&str> = Some("application/pairing+tlv8");
+/// The content type of HAP JSON bodies.
+pub const JSON: Option<&str> = Some("application/hap+json");
 
 /// A controller identity: its pairing id and long-term key.
 #[derive(Clone)]
-pub(crate) struct Identity {
-    pub(crate) id: Vec<u8>,
-    pub(crate) key: SigningKey,
+pub struct Identity {
+    /// The controller's pairing id.
+    pub id: Vec<u8>,
+    /// The controller's long-term Ed25519 key.
+    pub key: SigningKey,
 }
 
 impl Identity {
-    pub(crate) fn new(n: u8) -> Self {
+    /// The `n`th test identity (a fixed id and key derived from `n`).
+    pub fn new(n: u8) -> Self {
         Self {
             id: format!("E2E000{n:02X}-0000-4000-8000-0000000000{n:02X}").into_bytes(),
             key: SigningKey::from_bytes(&[n.wrapping_add(1); 32]),
@@ -33,14 +38,16 @@ impl Identity {
 }
 
 /// One TCP connection to the accessory.
-pub(crate) struct Conn {
+pub struct Conn {
     stream: TcpStream,
     http: ClientConnection,
-    pub(crate) rng: ChaCha20Rng,
+    /// The randomness of pairing on this connection (randomly seeded).
+    pub rng: ChaCha20Rng,
 }
 
 impl Conn {
-    pub(crate) fn open(addr: SocketAddr) -> Self {
+    /// Connects to `addr` (TCP, no delay, 200 ms read timeout).
+    pub fn open(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -54,13 +61,7 @@ impl Conn {
     }
 
     /// Sends a request and waits for its response (events that arrive first are skipped).
-    pub(crate) fn call(
-        &mut self,
-        method: &str,
-        target: &str,
-        ct: Option<&str>,
-        body: &[u8],
-    ) -> Message {
+    pub fn call(&mut self, method: &str, target: &str, ct: Option<&str>, body: &[u8]) -> Message {
         self.send(method, target, ct, body);
         self.next_message(Duration::from_secs(15), false)
             .expect("no response")
@@ -68,7 +69,7 @@ impl Conn {
 
     /// Like [`Conn::call`], but `None` instead of a panic when the socket fails or no response
     /// arrives within `timeout` (for tests that kill the accessory mid-request).
-    pub(crate) fn try_call(
+    pub fn try_call(
         &mut self,
         method: &str,
         target: &str,
@@ -84,7 +85,8 @@ impl Conn {
         self.next_message(timeout, false)
     }
 
-    pub(crate) fn send(&mut self, method: &str, target: &str, ct: Option<&str>, body: &[u8]) {
+    /// Sends a request without waiting for the response.
+    pub fn send(&mut self, method: &str, target: &str, ct: Option<&str>, body: &[u8]) {
         let mut wire = Vec::new();
         self.http
             .request(method, target, ct, body, &mut wire)
@@ -93,7 +95,7 @@ impl Conn {
     }
 
     /// Sends `requests` in one write, as a pipelining controller would.
-    pub(crate) fn send_pipelined(&mut self, requests: &[(&str, &str, Option<&str>, &[u8])]) {
+    pub fn send_pipelined(&mut self, requests: &[(&str, &str, Option<&str>, &[u8])]) {
         let mut wire = Vec::new();
         for (method, target, ct, body) in requests {
             self.http
@@ -105,7 +107,7 @@ impl Conn {
 
     /// The next response (or event when `event` is true) within `timeout`; `None` on timeout or
     /// when the accessory closed the connection.
-    pub(crate) fn next_message(&mut self, timeout: Duration, event: bool) -> Option<Message> {
+    pub fn next_message(&mut self, timeout: Duration, event: bool) -> Option<Message> {
         let deadline = Instant::now() + timeout;
         loop {
             while let Some(m) = self.http.poll_message().unwrap() {
@@ -134,7 +136,7 @@ impl Conn {
     }
 
     /// Whether the accessory closed the connection within `timeout`.
-    pub(crate) fn closed_within(&mut self, timeout: Duration) -> bool {
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
@@ -155,7 +157,7 @@ impl Conn {
     }
 
     /// Full pair-setup with `code`; `Err` carries the accessory's refusal.
-    pub(crate) fn pair_setup(
+    pub fn pair_setup(
         &mut self,
         me: &Identity,
         code: &str,
@@ -178,7 +180,7 @@ impl Conn {
     }
 
     /// Pair-verify; on success the connection is encrypted.
-    pub(crate) fn pair_verify(
+    pub fn pair_verify(
         &mut self,
         me: &Identity,
         acc: &PairedAccessory,
@@ -199,7 +201,8 @@ impl Conn {
         Ok(())
     }
 
-    pub(crate) fn json(
+    /// A request with an optional JSON body; the status and the JSON response (`Null` if none).
+    pub fn json(
         &mut self,
         method: &str,
         target: &str,

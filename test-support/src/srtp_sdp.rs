@@ -1,5 +1,5 @@
 //! The SDP file an ffmpeg receiver reads for one SRTP H.264 stream, shared by the media runtime
-//! tests and the bridge's e2e tests (`#[path]`-included there).
+//! tests and the bridge's e2e tests.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,7 @@ use media::srtp::encode_params;
 /// packetization-mode 1) on payload type 99 at that port, RTCP multiplexed on it, and the
 /// AES_CM_128_HMAC_SHA1_80 master key and salt in the crypto line (RFC 4568). Returns the port
 /// and the file.
-pub(crate) fn write(dir: &Path, key: &[u8], salt: &[u8]) -> (u16, PathBuf) {
+pub fn write(dir: &Path, key: &[u8], salt: &[u8]) -> (u16, PathBuf) {
     let port = {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap().port()

@@ -23,8 +23,10 @@ use serde_json::{Value, json};
 
 use crate::controller::Conn;
 
-pub(crate) const KEY: [u8; 16] = *b"e2e-srtp-key-16b";
-pub(crate) const SALT: [u8; 14] = *b"e2e-salt-14byt";
+/// The SRTP master key (AES_CM_128) the helpers set up streams with.
+pub const KEY: [u8; 16] = *b"e2e-srtp-key-16b";
+/// The SRTP master salt that goes with [`KEY`].
+pub const SALT: [u8; 14] = *b"e2e-salt-14byt";
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -38,16 +40,21 @@ fn unb64(v: &Value) -> Vec<u8> {
 
 /// The iids of one Camera RTP Stream Management service (`110`).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct StreamService {
-    pub(crate) aid: u64,
-    pub(crate) selected: u64,
-    pub(crate) setup: u64,
-    pub(crate) status: u64,
-    pub(crate) active: u64,
+pub struct StreamService {
+    /// The camera accessory.
+    pub aid: u64,
+    /// Selected RTP Stream Configuration (`117`).
+    pub selected: u64,
+    /// Setup Endpoints (`118`).
+    pub setup: u64,
+    /// Streaming Status (`120`).
+    pub status: u64,
+    /// Active (`B0`).
+    pub active: u64,
 }
 
 /// The stream services of accessory `aid`, in order.
-pub(crate) fn stream_services(c: &mut Conn, aid: u64) -> Vec<StreamService> {
+pub fn stream_services(c: &mut Conn, aid: u64) -> Vec<StreamService> {
     let (code, db) = c.json("GET", "/accessories", None);
     assert_eq!(code, 200);
     let acc = db["accessories"]
@@ -82,7 +89,8 @@ pub(crate) fn stream_services(c: &mut Conn, aid: u64) -> Vec<StreamService> {
         .collect()
 }
 
-pub(crate) fn write_tlv(c: &mut Conn, aid: u64, iid: u64, tlv: &[u8]) -> (u16, Value) {
+/// Writes a TLV characteristic (base64 in JSON); the HTTP status and body.
+pub fn write_tlv(c: &mut Conn, aid: u64, iid: u64, tlv: &[u8]) -> (u16, Value) {
     c.json(
         "PUT",
         "/characteristics",
@@ -90,14 +98,15 @@ pub(crate) fn write_tlv(c: &mut Conn, aid: u64, iid: u64, tlv: &[u8]) -> (u16, V
     )
 }
 
-pub(crate) fn read_tlv(c: &mut Conn, aid: u64, iid: u64) -> Vec<u8> {
+/// Reads a TLV characteristic (expecting 200), base64-decoded.
+pub fn read_tlv(c: &mut Conn, aid: u64, iid: u64) -> Vec<u8> {
     let (code, body) = c.json("GET", &format!("/characteristics?id={aid}.{iid}"), None);
     assert_eq!(code, 200, "{body}");
     unb64(&body["characteristics"][0]["value"])
 }
 
 /// Switches a stream service on or off (Active, `B0`), expecting 204.
-pub(crate) fn set_active(c: &mut Conn, s: &StreamService, on: u8) {
+pub fn set_active(c: &mut Conn, s: &StreamService, on: u8) {
     let (code, body) = c.json(
         "PUT",
         "/characteristics",
@@ -107,13 +116,13 @@ pub(crate) fn set_active(c: &mut Conn, s: &StreamService, on: u8) {
 }
 
 /// Streaming Status (`120`) of a service.
-pub(crate) fn streaming_status(c: &mut Conn, s: &StreamService) -> StreamingStatus {
+pub fn streaming_status(c: &mut Conn, s: &StreamService) -> StreamingStatus {
     decode_streaming_status(&read_tlv(c, s.aid, s.status)).unwrap()
 }
 
 /// Writes Setup Endpoints (we receive video on `video_port`) and reads the answer back, as
 /// iOS does (HAP §7.1 step 2).
-pub(crate) fn setup_endpoints(
+pub fn setup_endpoints(
     c: &mut Conn,
     s: &StreamService,
     session_id: [u8; 16],
@@ -124,7 +133,7 @@ pub(crate) fn setup_endpoints(
 }
 
 /// [`setup_endpoints`] receiving at `dest` with these AES_CM_128 SRTP keys.
-pub(crate) fn setup_endpoints_with(
+pub fn setup_endpoints_with(
     c: &mut Conn,
     s: &StreamService,
     session_id: [u8; 16],
@@ -137,7 +146,7 @@ pub(crate) fn setup_endpoints_with(
 }
 
 /// A Setup Endpoints request: we receive at `dest` with these AES_CM_128 SRTP keys.
-pub(crate) fn setup_endpoints_request(
+pub fn setup_endpoints_request(
     session_id: [u8; 16],
     dest: SocketAddr,
     key: &[u8],
@@ -161,17 +170,13 @@ pub(crate) fn setup_endpoints_request(
 }
 
 /// Writes a Setup Endpoints request (expecting 204).
-pub(crate) fn write_setup_endpoints(
-    c: &mut Conn,
-    s: &StreamService,
-    request: &SetupEndpointsRequest,
-) {
+pub fn write_setup_endpoints(c: &mut Conn, s: &StreamService, request: &SetupEndpointsRequest) {
     let (code, body) = write_tlv(c, s.aid, s.setup, &request.encode());
     assert_eq!(code, 204, "Setup Endpoints write: {body}");
 }
 
 /// A Start (or Reconfigure) for H.264 `width`×`height`@`fps` at `kbps`, PT 99, RTCP every 0.5 s.
-pub(crate) fn selected(
+pub fn selected(
     session_id: [u8; 16],
     command: SessionCommand,
     (width, height, fps): (u16, u16, u8),
@@ -201,7 +206,7 @@ pub(crate) fn selected(
 }
 
 /// A session-control-only write (End, Suspend, Resume).
-pub(crate) fn command(session_id: [u8; 16], command: SessionCommand) -> SelectedStreamConfig {
+pub fn command(session_id: [u8; 16], command: SessionCommand) -> SelectedStreamConfig {
     SelectedStreamConfig {
         session_id,
         command,
@@ -211,32 +216,35 @@ pub(crate) fn command(session_id: [u8; 16], command: SessionCommand) -> Selected
 }
 
 /// Writes Selected RTP Stream Configuration; the HTTP status and body.
-pub(crate) fn select(c: &mut Conn, s: &StreamService, cfg: &SelectedStreamConfig) -> (u16, Value) {
+pub fn select(c: &mut Conn, s: &StreamService, cfg: &SelectedStreamConfig) -> (u16, Value) {
     write_tlv(c, s.aid, s.selected, &cfg.encode())
 }
 
 /// The accessory's RTCP address from its Setup Endpoints answer.
-pub(crate) fn accessory_addr(resp: &SetupEndpointsResponse) -> SocketAddr {
+pub fn accessory_addr(resp: &SetupEndpointsResponse) -> SocketAddr {
     let a = resp.accessory.expect("accessory address");
     SocketAddr::new(a.ip, a.video_port)
 }
 
 /// A UDP socket that counts what arrives (SRTP packets of one stream).
-pub(crate) struct Receiver {
-    pub(crate) port: u16,
-    pub(crate) addr: SocketAddr,
+pub struct Receiver {
+    /// The local UDP port.
+    pub port: u16,
+    /// The local address.
+    pub addr: SocketAddr,
     packets: Arc<AtomicU64>,
     last: Arc<Mutex<Option<Instant>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Receiver {
-    pub(crate) fn start() -> Self {
+    /// A receiver on 127.0.0.1, port chosen by the OS.
+    pub fn start() -> Self {
         Self::start_on("127.0.0.1:0")
     }
 
     /// A receiver on `addr` (e.g. `[::1]:0`).
-    pub(crate) fn start_on(addr: &str) -> Self {
+    pub fn start_on(addr: &str) -> Self {
         let socket = UdpSocket::bind(addr).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
@@ -268,16 +276,18 @@ impl Receiver {
         }
     }
 
-    pub(crate) fn packets(&self) -> u64 {
+    /// RTP packets received so far.
+    pub fn packets(&self) -> u64 {
         self.packets.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn last_packet(&self) -> Option<Instant> {
+    /// When the last RTP packet arrived.
+    pub fn last_packet(&self) -> Option<Instant> {
         *self.last.lock().unwrap()
     }
 
     /// Waits until packets arrive; false after `timeout`.
-    pub(crate) fn wait_for_packets(&self, n: u64, timeout: Duration) -> bool {
+    pub fn wait_for_packets(&self, n: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.packets() >= n {
@@ -290,7 +300,7 @@ impl Receiver {
 
     /// Waits until nothing has arrived for `quiet`; returns when the last packet came, or
     /// `None` if packets still flow at `timeout`.
-    pub(crate) fn wait_for_silence(&self, quiet: Duration, timeout: Duration) -> Option<Instant> {
+    pub fn wait_for_silence(&self, quiet: Duration, timeout: Duration) -> Option<Instant> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             let last = self.last_packet();
@@ -310,17 +320,18 @@ impl Drop for Receiver {
 }
 
 /// Sends SRTCP receiver reports to the accessory every 0.5 s, like iOS (hap-reference §7.9).
-pub(crate) struct RtcpPinger {
+pub struct RtcpPinger {
     stop: Arc<AtomicBool>,
 }
 
 impl RtcpPinger {
-    pub(crate) fn start(to: SocketAddr) -> Self {
+    /// Pings `to` with [`KEY`] and [`SALT`].
+    pub fn start(to: SocketAddr) -> Self {
         Self::start_with(to, &KEY, &SALT)
     }
 
     /// Pings with these AES_CM_128 SRTP keys.
-    pub(crate) fn start_with(to: SocketAddr, key: &[u8], salt: &[u8]) -> Self {
+    pub fn start_with(to: SocketAddr, key: &[u8], salt: &[u8]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let mut ctx = SrtpContext::new(SrtpSuite::AesCm128HmacSha1_80, key, salt).unwrap();
@@ -356,14 +367,16 @@ impl Drop for RtcpPinger {
 /// ffmpeg receiving our SRTP (an independent SRTP receiver and H.264 decoder); its `showinfo`
 /// filter logs the size of every decoded picture (the filter graph is rebuilt when the size
 /// changes, so a reconfigured stream shows its new size).
-pub(crate) struct Ffmpeg {
+pub struct Ffmpeg {
     child: Child,
-    pub(crate) port: u16,
+    /// The UDP port ffmpeg receives on (from the SDP file).
+    pub port: u16,
     log: PathBuf,
 }
 
 impl Ffmpeg {
-    pub(crate) fn start(dir: &Path) -> Self {
+    /// Starts ffmpeg on a free port with [`KEY`] and [`SALT`], its SDP file and log in `dir`.
+    pub fn start(dir: &Path) -> Self {
         let (port, sdp_path) = crate::srtp_sdp::write(dir, &KEY, &SALT);
         let log = dir.join("ffmpeg.log");
         let child = Command::new("ffmpeg")
@@ -386,7 +399,7 @@ impl Ffmpeg {
     }
 
     /// The sizes of the pictures decoded so far, in order.
-    pub(crate) fn frame_sizes(&self) -> Vec<(u32, u32)> {
+    pub fn frame_sizes(&self) -> Vec<(u32, u32)> {
         self.log()
             .lines()
             .filter(|l| l.contains("showinfo") && l.contains(" n:"))
@@ -399,12 +412,12 @@ impl Ffmpeg {
     }
 
     /// Pictures of `size` decoded so far.
-    pub(crate) fn count(&self, size: (u32, u32)) -> usize {
+    pub fn count(&self, size: (u32, u32)) -> usize {
         self.frame_sizes().iter().filter(|s| **s == size).count()
     }
 
     /// Waits until `n` pictures of `size` were decoded; false after `timeout`.
-    pub(crate) fn wait_for(&self, size: (u32, u32), n: usize, timeout: Duration) -> bool {
+    pub fn wait_for(&self, size: (u32, u32), n: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.count(size) >= n {
@@ -415,7 +428,8 @@ impl Ffmpeg {
         false
     }
 
-    pub(crate) fn log(&self) -> String {
+    /// Everything ffmpeg logged so far.
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -428,7 +442,7 @@ impl Drop for Ffmpeg {
 }
 
 /// Width and height of a JPEG, decoded by ffprobe.
-pub(crate) fn jpeg_size(dir: &Path, jpeg: &[u8]) -> (u32, u32) {
+pub fn jpeg_size(dir: &Path, jpeg: &[u8]) -> (u32, u32) {
     let path = dir.join("snapshot.jpg");
     std::fs::write(&path, jpeg).unwrap();
     let out = Command::new("ffprobe")

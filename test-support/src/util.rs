@@ -1,15 +1,15 @@
 //! Starting the bridge binary, talking to its admin API, and running outside peers.
 //!
-//! [`Bridge::start`] runs the binary built by Cargo in a fresh temporary data directory, bound to
-//! 127.0.0.1 with OS-chosen ports and mDNS limited to loopback, and waits for the two
-//! "listening on" lines on its stdout. Everything it prints is kept ([`Bridge::output`]) for
+//! [`Bridge::start`] runs the binary built by Cargo (named by a [`BridgeBinary`]: only the root
+//! package's tests and benches have `env!("CARGO_BIN_EXE_hap-bridge")`) in a fresh temporary
+//! data directory, bound to 127.0.0.1 with OS-chosen ports and mDNS limited to loopback, and
+//! waits for the two "listening on" lines on its stdout. Everything it prints is kept ([`Bridge::output`]) for
 //! failure messages. Dropping the [`Bridge`] sends SIGTERM, then kills it after a grace period.
 //! [`http`] is a tiny blocking HTTP client for the admin API; [`python`] finds the interpreter
 //! of the test venv (aiohomekit); [`run_with_timeout`] runs a peer process with a time limit.
-// Shared helpers: not every test module uses every one.
-#![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -20,28 +20,36 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The setup code every test bridge uses (HAP's own example code).
-pub(crate) const SETUP_CODE: &str = "031-45-154";
+pub const SETUP_CODE: &str = "031-45-154";
 
-/// A running bridge; SIGTERM then kill on drop.
-pub(crate) struct Bridge {
-    child: Option<Child>,
-    /// The HAP server's address.
-    pub(crate) hap: SocketAddr,
-    /// The admin API's address.
-    pub(crate) api: SocketAddr,
-    /// The directory holding the config file and the state directory (`state/`).
-    pub(crate) data_dir: PathBuf,
-    log: Arc<Mutex<Vec<String>>>,
-    /// The admin API token, when the bridge printed one (first start off loopback).
-    pub(crate) printed_token: Option<String>,
-    /// Whether the bridge started with HomeKit disabled.
-    pub(crate) started_disabled: bool,
-    _tmp: Option<TempDir>,
+/// Where the bridge binary is. The root package's tests and benches implement it on a marker type
+/// with `env!("CARGO_BIN_EXE_hap-bridge")` and name `Bridge<ThatType>` with a type alias.
+pub trait BridgeBinary {
+    /// The path of the `hap-bridge` executable.
+    const PATH: &'static str;
 }
 
-impl Bridge {
+/// A running bridge (the binary `B` names); SIGTERM then kill on drop.
+pub struct Bridge<B> {
+    child: Option<Child>,
+    /// The HAP server's address.
+    pub hap: SocketAddr,
+    /// The admin API's address.
+    pub api: SocketAddr,
+    /// The directory holding the config file and the state directory (`state/`).
+    pub data_dir: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+    /// The admin API token, when the bridge printed one (first start off loopback).
+    pub printed_token: Option<String>,
+    /// Whether the bridge started with HomeKit disabled.
+    pub started_disabled: bool,
+    _tmp: Option<TempDir>,
+    _binary: PhantomData<fn() -> B>,
+}
+
+impl<B: BridgeBinary> Bridge<B> {
     /// Starts the bridge with the demo camera in a fresh data directory.
-    pub(crate) fn start() -> Self {
+    pub fn start() -> Self {
         let tmp = TempDir::new("bridge");
         let mut b = Self::start_in(&tmp.0, None);
         b._tmp = Some(tmp);
@@ -50,26 +58,21 @@ impl Bridge {
 
     /// Starts the bridge on `data_dir` (kept; restart tests reuse it) with a config file body
     /// (`None`: [`default_config`]). Panics with the bridge's output if it does not come up.
-    pub(crate) fn start_in(data_dir: &Path, config: Option<&str>) -> Self {
+    pub fn start_in(data_dir: &Path, config: Option<&str>) -> Self {
         Self::start_with(data_dir, config, "127.0.0.1:0")
     }
 
     /// Starts the bridge with its admin API on `api_addr` (a non-loopback bind needs a token).
-    pub(crate) fn start_with(data_dir: &Path, config: Option<&str>, api_addr: &str) -> Self {
+    pub fn start_with(data_dir: &Path, config: Option<&str>, api_addr: &str) -> Self {
         Self::start_bound(data_dir, config, api_addr, "127.0.0.1")
     }
 
     /// Starts the bridge with its HAP servers bound to `bind` (e.g. `::1`).
-    pub(crate) fn start_bound(
-        data_dir: &Path,
-        config: Option<&str>,
-        api_addr: &str,
-        bind: &str,
-    ) -> Self {
+    pub fn start_bound(data_dir: &Path, config: Option<&str>, api_addr: &str, bind: &str) -> Self {
         let config_path = data_dir.join("e2e-config.toml");
         let body = config.map_or_else(default_config, str::to_owned);
         std::fs::write(&config_path, body).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hap-bridge"))
+        let mut child = Command::new(B::PATH)
             .arg("--config")
             .arg(&config_path)
             .arg("--data-dir")
@@ -148,17 +151,20 @@ impl Bridge {
             printed_token,
             started_disabled,
             _tmp: None,
+            _binary: PhantomData,
         }
     }
+}
 
+impl<B> Bridge<B> {
     /// SIGTERM and wait for a clean exit; true when it exited with status 0 in time.
-    pub(crate) fn stop(&mut self) -> bool {
+    pub fn stop(&mut self) -> bool {
         self.stop_status().is_some_and(|s| s.success())
     }
 
     /// SIGTERM and wait; the exit status, or `None` if it had to be killed after the grace
     /// period (or was already stopped).
-    pub(crate) fn stop_status(&mut self) -> Option<ExitStatus> {
+    pub fn stop_status(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         if let Ok(Some(status)) = child.try_wait() {
             return Some(status);
@@ -180,12 +186,12 @@ impl Bridge {
     }
 
     /// The process id of the running binary (for /proc readings).
-    pub(crate) fn pid(&self) -> Option<u32> {
+    pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL, as a crash would.
-    pub(crate) fn kill9(&mut self) {
+    pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -193,17 +199,17 @@ impl Bridge {
     }
 
     /// `GET` on the admin API: (status, JSON body).
-    pub(crate) fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
+    pub fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
         http(self.api, "GET", path, None)
     }
 
     /// `POST` JSON on the admin API: (status, JSON body).
-    pub(crate) fn api_post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+    pub fn api_post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
         http(self.api, "POST", path, Some(body))
     }
 
     /// Any request on the admin API with an optional bearer token: (status, raw body).
-    pub(crate) fn api_request(
+    pub fn api_request(
         &self,
         method: &str,
         path: &str,
@@ -214,31 +220,31 @@ impl Bridge {
     }
 
     /// `GET /api/v1/homekit/status`, asserting 200.
-    pub(crate) fn status(&self) -> serde_json::Value {
+    pub fn status(&self) -> serde_json::Value {
         let (code, body) = self.api_get("/api/v1/homekit/status");
         assert_eq!(code, 200, "GET /api/v1/homekit/status: {body}");
         body
     }
 
     /// `http://127.0.0.1:<port>` of the admin API.
-    pub(crate) fn api_base(&self) -> String {
+    pub fn api_base(&self) -> String {
         format!("http://{}", self.api)
     }
 
     /// Everything the bridge printed so far, stdout and (`[stderr]`-tagged) stderr.
-    pub(crate) fn output(&self) -> String {
+    pub fn output(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 }
 
-impl Drop for Bridge {
+impl<B> Drop for Bridge<B> {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
 /// The config every test bridge starts with: mDNS on loopback only, the demo camera.
-pub(crate) fn default_config() -> String {
+pub fn default_config() -> String {
     "[bridge]\nmdns_interfaces = [\"lo\"]\n\n[[cameras]]\nid = \"demo\"\nname = \"Demo Camera\"\n\
      source = \"test-pattern\"\n"
         .to_owned()
@@ -246,7 +252,7 @@ pub(crate) fn default_config() -> String {
 
 /// A minimal blocking HTTP/1.1 client for the admin API (`Connection: close`; Content-Length,
 /// chunked or read-to-EOF bodies): (status, JSON body or `Null`).
-pub(crate) fn http(
+pub fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -261,7 +267,7 @@ pub(crate) fn http(
 }
 
 /// A minimal HTTP/1.1 request with an optional bearer token: (status, body bytes).
-pub(crate) fn http_raw(
+pub fn http_raw(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -292,7 +298,7 @@ pub(crate) fn http_raw(
 }
 
 /// [`http`] with the body as text, and errors as values.
-pub(crate) fn http_text(
+pub fn http_text(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -348,7 +354,7 @@ pub(crate) fn http_text(
 
 /// The Python interpreter with aiohomekit: `$HAP_BRIDGE_PYTHON`, else `<repo>/.venv/bin/python`.
 /// Panics (the test fails) when it is missing or lacks aiohomekit.
-pub(crate) fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let (python, origin) = match std::env::var_os("HAP_BRIDGE_PYTHON") {
         Some(p) => (PathBuf::from(p), "HAP_BRIDGE_PYTHON"),
         None => (
@@ -372,14 +378,15 @@ pub(crate) fn python() -> PathBuf {
     python
 }
 
-/// The repository root (the root package's manifest directory).
-pub(crate) fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The repository root (the root package's manifest directory, the parent of this crate's).
+pub fn repo_root() -> &'static Path {
+    let support = Path::new(env!("CARGO_MANIFEST_DIR"));
+    support.parent().unwrap_or(support)
 }
 
 /// Runs `cmd` with a time limit, killing it on timeout. Returns the exit status (`None` on
 /// timeout), its stdout lines and its stderr text.
-pub(crate) fn run_with_timeout(
+pub fn run_with_timeout(
     cmd: &mut Command,
     limit: Duration,
 ) -> (Option<ExitStatus>, Vec<String>, String) {
@@ -421,17 +428,17 @@ pub(crate) fn run_with_timeout(
 
 /// Writes straight to the process's stderr, bypassing libtest's capture, so that figures show in
 /// the output of passing tests too.
-pub(crate) fn show(text: &str) {
+pub fn show(text: &str) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{text}");
 }
 
 /// A temporary directory removed on drop.
-pub(crate) struct TempDir(pub(crate) PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     /// Creates `<tmp>/hap-bridge-e2e-<tag>-<pid>-<n>-<nanos>`.
-    pub(crate) fn new(tag: &str) -> Self {
+    pub fn new(tag: &str) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

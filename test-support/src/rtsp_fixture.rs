@@ -1,7 +1,5 @@
-//! The GStreamer RTSP server fixture (tests/fixtures/rtsp_server.py) as a child process.
-//! Shared with the bridge's end-to-end tests (`#[path]`-included there), so it finds the script
-//! from either package and keeps every item used by both.
-#![allow(dead_code)] // each including test crate uses a different subset
+//! The GStreamer RTSP server fixture (`fixtures/rtsp_server.py` of this crate) as a child
+//! process, used by media's runtime tests and the bridge's end-to-end tests.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -12,38 +10,37 @@ const PACKAGES: &str = "gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugi
                         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad";
 
 /// A running RTSP server; killed on drop.
-pub(crate) struct RtspServer {
+pub struct RtspServer {
     child: Child,
     /// `rtsp://127.0.0.1:PORT/main` (1920x1080@30).
-    pub(crate) url: String,
-    pub(crate) port: u16,
+    pub url: String,
+    /// The port it listens on.
+    pub port: u16,
 }
 
 impl RtspServer {
     /// Starts on a port the OS picks.
-    pub(crate) fn start() -> Self {
+    pub fn start() -> Self {
         Self::start_on(0)
     }
 
     /// Starts on `port` (0: the OS picks).
-    pub(crate) fn start_on(port: u16) -> Self {
+    pub fn start_on(port: u16) -> Self {
         Self::spawn(port, None)
     }
 
     /// Starts with the main stream at `width`×`height` (the substream stays 640x360).
-    pub(crate) fn start_sized(width: u32, height: u32) -> Self {
+    pub fn start_sized(width: u32, height: u32) -> Self {
         Self::spawn(0, Some((width, height)))
     }
 
     fn spawn(port: u16, size: Option<(u32, u32)>) -> Self {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let script = [
-            root.join("tests/fixtures/rtsp_server.py"),
-            root.join("../tests/fixtures/rtsp_server.py"),
-        ]
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("tests/fixtures/rtsp_server.py");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SCRIPT);
+        assert!(
+            script.exists(),
+            "the RTSP fixture {} is missing",
+            script.display()
+        );
         let mut command = Command::new("/usr/bin/python3");
         command.arg(script).arg("--port").arg(port.to_string());
         if let Some((w, h)) = size {
@@ -92,24 +89,24 @@ impl RtspServer {
     }
 
     /// The 640x360 substream URL.
-    pub(crate) fn sub_url(&self) -> String {
+    pub fn sub_url(&self) -> String {
         self.url.replace("/main", "/sub")
     }
 
     /// The 640x360 stream whose pictures stop 3 s into each session while the session (RTCP
     /// reports included) goes on.
-    pub(crate) fn stalls_url(&self) -> String {
+    pub fn stalls_url(&self) -> String {
         self.url.replace("/main", "/stalls")
     }
 
     /// The 1280x720 stream with two B-frames between reference pictures.
-    pub(crate) fn bframes_url(&self) -> String {
+    pub fn bframes_url(&self) -> String {
         self.url.replace("/main", "/bframes")
     }
 
     /// Freezes (`true`, SIGSTOP) or thaws (`false`, SIGCONT) the server: connections stay open
     /// but nothing flows, like a hung camera.
-    pub(crate) fn freeze(&self, frozen: bool) {
+    pub fn freeze(&self, frozen: bool) {
         let signal = if frozen { "-STOP" } else { "-CONT" };
         let status = Command::new("kill")
             .arg(signal)
@@ -120,7 +117,7 @@ impl RtspServer {
     }
 
     /// Kills the server (as if the camera lost power).
-    pub(crate) fn kill(mut self) -> u16 {
+    pub fn kill(mut self) -> u16 {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.port
@@ -134,5 +131,7 @@ impl Drop for RtspServer {
     }
 }
 
+/// The fixture script, relative to this crate's manifest directory.
+const SCRIPT: &str = "fixtures/rtsp_server.py";
 /// GStreamer start-up on a loaded 2-core machine can take a few seconds.
 const STARTUP_LIMIT: Duration = Duration::from_secs(30);
