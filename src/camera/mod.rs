@@ -10,6 +10,7 @@ mod deferred;
 mod host;
 pub(crate) mod negotiate;
 mod slot;
+mod stream_task;
 mod totals;
 
 use std::collections::{BTreeMap, HashMap};

@@ -5,9 +5,9 @@
 //! task owns the socket and the media session, so ending it leaves nothing behind.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
-use std::pin::pin;
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hap_proto::camera::{
@@ -15,7 +15,7 @@ use hap_proto::camera::{
     SetupStatus, StreamingStatus, encode_streaming_status,
 };
 use hap_proto::db::{HapStatus, Value, WriteResult};
-use media::session::{self, Control, EndReason, StreamParams};
+use media::session::Control;
 use rand::RngExt as _;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -23,7 +23,8 @@ use tokio::sync::mpsc;
 use super::deferred::Job;
 use super::host::{CameraHost, RequestOrigin};
 use super::negotiate::{self, Endpoints};
-use super::{CameraRuntime, StreamChars, StreamEntry};
+use super::stream_task::{Command, StreamTask};
+use super::{CameraRuntime, StreamChars};
 
 /// A stream service and its session state.
 pub(crate) struct Slot {
@@ -55,11 +56,6 @@ struct Running {
     conn: u64,
     stream_id: u64,
     commands: mpsc::UnboundedSender<Command>,
-}
-
-enum Command {
-    Control(Control),
-    Stop(&'static str),
 }
 
 impl State {
@@ -298,14 +294,28 @@ impl Slot {
             kbps = params.kbps, "stream starting"
         );
         let guard = manager.task_started();
+        let (weak_cam, host, index) = (
+            Arc::downgrade(cam),
+            Arc::downgrade(&origin.host),
+            self.index,
+        );
         let run = StreamTask {
             cam: cam.clone(),
-            slot: self.index,
-            host: Arc::downgrade(&origin.host),
             stream_id,
             params,
             socket,
             rx,
+            // The slot is free again, and Streaming Status says so.
+            on_end: Box::new(move || {
+                if let Some(cam) = weak_cam.upgrade()
+                    && let Some(slot) = cam.slots.get(index)
+                {
+                    slot.finished(stream_id);
+                    if let Some(host) = host.upgrade() {
+                        sync_status(&*host, &cam, slot);
+                    }
+                }
+            }),
         };
         // Spawned by the camera task, not here under the server lock.
         manager.deferred.push(Job::Spawn(Box::pin(async move {
@@ -456,102 +466,6 @@ fn nonzero(rng: &mut impl rand::Rng) -> u32 {
         let v: u32 = rng.random();
         if v != 0 {
             return v;
-        }
-    }
-}
-
-/// A running stream: starts the media session, forwards commands, and cleans up at the end.
-struct StreamTask {
-    cam: Arc<CameraRuntime>,
-    slot: usize,
-    host: Weak<dyn CameraHost>,
-    stream_id: u64,
-    params: StreamParams,
-    socket: Arc<UdpSocket>,
-    rx: mpsc::UnboundedReceiver<Command>,
-}
-
-impl StreamTask {
-    async fn run(mut self) {
-        let controller = self.params.destination;
-        let begun = Instant::now();
-        let reason = self.stream(controller, begun).await;
-        tracing::info!(camera = %self.cam.id, stream = self.stream_id, reason = %reason, secs = begun.elapsed().as_secs(), "stream ended");
-        if let Some(m) = self.cam.manager.upgrade() {
-            m.unregister(self.stream_id);
-        }
-        if let Some(slot) = self.cam.slots.get(self.slot) {
-            slot.finished(self.stream_id);
-            if let Some(host) = self.host.upgrade() {
-                sync_status(&*host, &self.cam, slot);
-            }
-        }
-    }
-
-    async fn stream(&mut self, controller: SocketAddr, begun: Instant) -> String {
-        let mut early = Vec::new();
-        let start = session::start(
-            self.cam.media().clone(),
-            self.socket.clone(),
-            self.params.clone(),
-        );
-        let mut start = pin!(start);
-        // Commands that arrive while the feed opens are kept; a stop cancels the start.
-        let started = loop {
-            tokio::select! {
-                r = &mut start => break r,
-                cmd = self.rx.recv() => match cmd {
-                    Some(Command::Control(c)) => early.push(c),
-                    Some(Command::Stop(why)) => return format!("{why} (before the first frame)"),
-                    None => return "stopped before the first frame".to_owned(),
-                },
-            }
-        };
-        let mut handle = match started {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::warn!(camera = %self.cam.id, stream = self.stream_id, error = %e, "stream could not start");
-                return format!("start failed: {e}");
-            }
-        };
-        let control = handle.controller();
-        if let Some(m) = self.cam.manager.upgrade() {
-            m.register(StreamEntry {
-                id: self.stream_id,
-                camera: self.cam.id.clone(),
-                controller,
-                started: begun,
-                control: control.clone(),
-            });
-        }
-        for c in early {
-            control.control(c);
-        }
-        let mut wait = pin!(handle.wait());
-        let mut stopping = false;
-        let reason = loop {
-            tokio::select! {
-                reason = &mut wait => break reason,
-                cmd = self.rx.recv(), if !stopping => match cmd {
-                    Some(Command::Control(c)) => control.control(c),
-                    Some(Command::Stop(why)) => {
-                        tracing::debug!(camera = %self.cam.id, stream = self.stream_id, why, "stopping stream");
-                        stopping = true;
-                        control.stop();
-                    }
-                    None => {
-                        stopping = true;
-                        control.stop();
-                    }
-                },
-            }
-        };
-        match reason {
-            EndReason::Stopped => "stopped".to_owned(),
-            EndReason::RtcpTimeout => "no RTCP from the controller (HAP §7.9)".to_owned(),
-            EndReason::Bye => "RTCP BYE from the controller".to_owned(),
-            EndReason::Feed(e) => format!("camera feed: {e}"),
-            EndReason::Socket(e) => format!("UDP socket: {e}"),
         }
     }
 }
