@@ -80,6 +80,8 @@ pub mod camera;
 #[cfg(feature = "runtime")]
 pub mod decode;
 #[cfg(feature = "runtime")]
+mod encoded;
+#[cfg(feature = "runtime")]
 pub mod error;
 #[cfg(feature = "runtime")]
 pub mod hub;

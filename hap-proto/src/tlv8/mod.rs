@@ -23,7 +23,7 @@ use std::borrow::Cow;
 
 pub use types::{Method, TlvError, TlvType};
 
-use crate::error::{DecodeError, DecodeErrorKind};
+use crate::decode_error::{DecodeError, DecodeErrorKind};
 
 /// One decoded item, its fragments merged. The value borrows the input unless it was fragmented.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! passthrough decision built on it.
 #![deny(clippy::indexing_slicing)]
 
-use super::bits::BitReader;
+use super::bits::{BitReader, SpsError};
 use super::nal::{NalType, nal_type, remove_emulation_prevention};
 
 /// The SPS fields the bridge uses: codec string fields and the displayed picture size.
@@ -216,20 +216,6 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, SpsError> {
         width: full_width - crop_x,
         height: full_height - crop_y,
     })
-}
-
-/// Error parsing an SPS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SpsError {
-    /// The NAL unit is empty or not of type 7.
-    #[error("not an SPS NAL unit")]
-    NotAnSps,
-    /// The RBSP ended inside the named field.
-    #[error("SPS truncated in {0}")]
-    Truncated(&'static str),
-    /// The named field has a value outside its range.
-    #[error("SPS field {0} out of range")]
-    OutOfRange(&'static str),
 }
 
 /// scaling_list() of H.264 §7.3.2.1.1.1, read and discarded.
