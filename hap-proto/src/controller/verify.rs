@@ -181,7 +181,7 @@ pub fn parse_list_pairings(body: &[u8]) -> Result<Vec<Pairing>, Error> {
     for entry in items.split(TlvType::SEPARATOR) {
         // The first entry also holds the State item; a list of no pairings is State alone.
         let Some(id) = entry.get(TlvType::IDENTIFIER) else {
-            if entry.iter().all(|i| i.ty == TlvType::STATE.0) {
+            if entry.iter().all(|i| i.is(TlvType::STATE)) {
                 continue;
             }
             return Err(missing(TlvType::IDENTIFIER));

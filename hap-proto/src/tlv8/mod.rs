@@ -37,6 +37,13 @@ pub struct Item<'a> {
     pub value: Cow<'a, [u8]>,
 }
 
+impl Item<'_> {
+    /// Whether the item is of type `ty`.
+    pub fn is(&self, ty: impl ItemType) -> bool {
+        self.ty == ty.byte()
+    }
+}
+
 /// The items of one TLV8 message, in wire order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Items<'a> {
