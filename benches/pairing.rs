@@ -81,9 +81,9 @@ fn srp_server(c: &mut Criterion) {
     let secret = [0x3C; 32];
     let server = SrpServer::new(USERNAME, CODE.as_bytes(), salt, secret);
     let mut m2 = Writer::new();
-    m2.put_u8(TlvType::STATE.0, 2)
-        .put(TlvType::PUBLIC_KEY.0, server.public_key())
-        .put(TlvType::SALT.0, &salt);
+    m2.put_u8(TlvType::STATE, 2)
+        .put(TlvType::PUBLIC_KEY, server.public_key())
+        .put(TlvType::SALT, &salt);
     let key = SigningKey::from_bytes(&[4; 32]);
     let mut ctrl = ControllerSetup::new(
         CODE,
@@ -95,8 +95,8 @@ fn srp_server(c: &mut Criterion) {
     ctrl.start();
     let m3 = ctrl.handle_m2(&m2.into_vec()).unwrap();
     let items = tlv8::decode(&m3).unwrap();
-    let a = items.get(TlvType::PUBLIC_KEY.0).unwrap().to_vec();
-    let m1 = items.get(TlvType::PROOF.0).unwrap().to_vec();
+    let a = items.get(TlvType::PUBLIC_KEY).unwrap().to_vec();
+    let m1 = items.get(TlvType::PROOF).unwrap().to_vec();
     let mut group = c.benchmark_group("srp");
     group.sample_size(20);
     group.bench_function("server_per_pair_setup", |b| {
@@ -141,14 +141,14 @@ fn frames(c: &mut Criterion) {
 
 fn tlv_decode_m3(c: &mut Criterion) {
     let mut w = Writer::new();
-    w.put_u8(TlvType::STATE.0, 3)
-        .put(TlvType::PUBLIC_KEY.0, &[0x5A; 384])
-        .put(TlvType::PROOF.0, &[0x33; 64]);
+    w.put_u8(TlvType::STATE, 3)
+        .put(TlvType::PUBLIC_KEY, &[0x5A; 384])
+        .put(TlvType::PROOF, &[0x33; 64]);
     let m3 = w.into_vec();
     c.bench_function("tlv8/decode_m3", |b| {
         b.iter(|| {
             let items = tlv8::decode(black_box(&m3)).unwrap();
-            black_box(items.get(TlvType::PUBLIC_KEY.0).map(<[u8]>::len));
+            black_box(items.get(TlvType::PUBLIC_KEY).map(<[u8]>::len));
         });
     });
 }

@@ -87,6 +87,15 @@ if cargo tree -p media --no-default-features -e normal --prefix none --locked \
   exit 1
 fi
 
+step "sans-IO boundary: media names nothing of HomeKit"
+# HAP names as words (underscores and dashes separate words, so `from_hap` and `HAP-python`
+# count), comments included; the product name `hap-bridge` is not a HAP name. The HAP wire
+# values of media's parameters are mapped in src/camera/negotiate.rs only.
+if grep -rnP '(?i)(?<![a-z0-9])(hap(?!-bridge)|homekit|aid|iid|tlv8?)(?![a-z0-9])' media/src; then
+  echo "media names HomeKit (see above): map HAP values in src/camera/negotiate.rs" >&2
+  exit 1
+fi
+
 step "unit, integration and doc tests"
 cargo test --workspace --all-features --locked --no-fail-fast
 

@@ -1,7 +1,7 @@
 //! Event notifications of one connection (HAP §5.8), sans-IO.
 //!
-//! Each connection owns an [`EventQueue`] (inside [`crate::db::ClientState`]). The bridge
-//! passes every [`Change`] to [`crate::db::ClientState::notify`] of each connection except the
+//! Each connection owns an [`EventQueue`] (inside the database's `ClientState`). The bridge
+//! passes every [`Change`] to `ClientState::notify` of each connection except the
 //! writer's; the queue keeps only subscribed characteristics' changes and paces them:
 //!
 //! - the first change of a characteristic goes out at once;
@@ -30,7 +30,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::db::{Change, CharId, Value};
+use crate::db::change::{Change, CharId};
+use crate::db::value::Value;
 use crate::http::encode_event;
 
 /// The pending events of one connection.

@@ -1,7 +1,8 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/` (feature `fuzzing`). Each checks the
 //! invariants of one parser or state machine and panics when one is broken.
 
-use crate::tlv8;
+use crate::camera::ListSeparator;
+use crate::tlv8::{self, TlvType};
 
 /// TLV8: whatever decodes re-encodes to bytes that decode to the same items.
 pub fn tlv8_roundtrip(data: &[u8]) {
@@ -15,7 +16,11 @@ pub fn tlv8_roundtrip(data: &[u8]) {
         Ok(&items),
         "TLV8 round trip changed the items"
     );
-    for entry in items.split(0xFF).iter().chain(items.split(0x00).iter()) {
+    for entry in items
+        .split(TlvType::SEPARATOR)
+        .iter()
+        .chain(items.split(ListSeparator).iter())
+    {
         let _ = entry.encode();
     }
 }
@@ -182,7 +187,7 @@ pub fn pair_verify(data: &[u8]) {
             );
             let items = tlv8::decode(&reply.body).ok();
             assert!(
-                items.is_some_and(|i| i.get_u8(0x06).is_some()),
+                items.is_some_and(|i| i.get_u8(TlvType::STATE).is_some()),
                 "reply without State"
             );
         }
@@ -337,7 +342,7 @@ pub fn pair_setup(data: &[u8]) {
             );
             let items = tlv8::decode(&reply.body).ok();
             assert!(
-                items.is_some_and(|i| i.get_u8(0x06).is_some()),
+                items.is_some_and(|i| i.get_u8(TlvType::STATE).is_some()),
                 "reply without State"
             );
         }

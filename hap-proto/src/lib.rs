@@ -32,6 +32,7 @@
 pub mod camera;
 pub mod crypto;
 pub mod db;
+mod decode_error;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -446,7 +446,7 @@ impl Connection {
             }
             Err(Error::Store(_)) => {
                 let mut w = Writer::new();
-                w.put_u8(TlvType::STATE.0, 2).put_u8(TlvType::ERROR.0, 1);
+                w.put_u8(TlvType::STATE, 2).put_u8(TlvType::ERROR, 1);
                 self.respond(Status::OK, Some((ContentType::PairingTlv8, &w.into_vec())));
             }
             Err(_) => self.respond(Status::BAD_REQUEST, None),

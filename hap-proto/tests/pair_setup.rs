@@ -374,13 +374,13 @@ fn up_to_m4(acc: &mut Accessory, seed: u64) -> AtM5 {
 /// An M5 sealed with the right session key, carrying `id`, `ltpk` and `signature`.
 fn forged_m5(session_key: &[u8; 32], id: &[u8], ltpk: &[u8; 32], signature: &[u8; 64]) -> Vec<u8> {
     let mut sub = Writer::new();
-    sub.put(TlvType::IDENTIFIER.0, id)
-        .put(TlvType::PUBLIC_KEY.0, ltpk)
-        .put(TlvType::SIGNATURE.0, signature);
+    sub.put(TlvType::IDENTIFIER, id)
+        .put(TlvType::PUBLIC_KEY, ltpk)
+        .put(TlvType::SIGNATURE, signature);
     let sealed = seal(session_key, &label_nonce(b"PS-Msg05"), &[], &sub.into_vec());
     let mut w = Writer::new();
-    w.put(TlvType::ENCRYPTED_DATA.0, &sealed)
-        .put_u8(TlvType::STATE.0, 5);
+    w.put(TlvType::ENCRYPTED_DATA, &sealed)
+        .put_u8(TlvType::STATE, 5);
     w.into_vec()
 }
 

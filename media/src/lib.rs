@@ -1,8 +1,8 @@
 //! The media pipeline of hap-bridge: RTSP in, H.264 passthrough or re-encode, RTP + SRTP + RTCP out.
 //!
-//! `media` knows nothing of HomeKit: its input is plain stream parameters (size, fps, bitrate,
-//! payload type, SSRC, SRTP suite + key + salt, MTU, destination, RTCP interval) and a camera
-//! source.
+//! `media` knows nothing of the protocol that negotiates its streams: its input is plain stream
+//! parameters (size, fps, bitrate, payload type, SSRC, SRTP suite + key + salt, MTU, destination,
+//! RTCP interval) and a camera source.
 //!
 //! ```text
 //!  camera ──RTSP──▶ NAL units ──h264──▶ access units ──rtp──▶ RTP packets ──srtp──▶ UDP
@@ -79,6 +79,8 @@ pub mod frame;
 pub mod camera;
 #[cfg(feature = "runtime")]
 pub mod decode;
+#[cfg(feature = "runtime")]
+mod encoded;
 #[cfg(feature = "runtime")]
 pub mod error;
 #[cfg(feature = "runtime")]

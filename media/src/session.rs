@@ -1,6 +1,6 @@
 //! One live stream: a camera feed (passthrough or re-encoded) packetized per RFC 6184,
 //! protected with SRTP and sent over UDP, with RTCP Sender Reports out and the receiver's RTCP
-//! in (RTP/RTCP multiplexed on one socket, as HomeKit does).
+//! in (RTP/RTCP multiplexed on one socket, as the controllers do).
 //!
 //! ```text
 //!  Camera ─► VideoFeed ─► H264Packetizer ─► SrtpContext::protect_rtp ─► UDP ─► receiver
@@ -42,7 +42,7 @@ pub enum Mode {
     Transcode,
 }
 
-/// Everything a stream needs; no HomeKit names.
+/// Everything a stream needs, in media's own terms.
 #[derive(Clone, Debug)]
 pub struct StreamParams {
     /// Picture width wanted.
@@ -69,7 +69,7 @@ pub struct StreamParams {
     pub rtcp_destination: Option<SocketAddr>,
     /// Minimum interval between Sender Reports.
     pub rtcp_interval: Duration,
-    /// The stream ends when no RTCP arrives for this long (HAP §7.9: 5 × interval); `None`
+    /// The stream ends when no RTCP arrives for this long (controllers use 5 × the interval); `None`
     /// disables the check (a receiver that sends no RTCP, e.g. ffmpeg in tests).
     pub rtcp_timeout: Option<Duration>,
     /// Passthrough, transcode or automatic.

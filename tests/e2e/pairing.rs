@@ -521,10 +521,7 @@ fn send_m1(c: &mut Conn) -> Message {
 /// `(State, Error)` of a TLV8 reply.
 fn state_and_error(body: &[u8]) -> (Option<u8>, Option<u8>) {
     let items = tlv8::decode(body).unwrap();
-    (
-        items.get_u8(TlvType::STATE.0),
-        items.get_u8(TlvType::ERROR.0),
-    )
+    (items.get_u8(TlvType::STATE), items.get_u8(TlvType::ERROR))
 }
 
 /// Pair-setup that returns `None` instead of panicking when the accessory dies.

@@ -111,8 +111,8 @@ impl ControllerSetup {
     pub fn start(&mut self) -> Vec<u8> {
         self.state = State::ExpectM2;
         let mut w = Writer::new();
-        w.put_u8(TlvType::METHOD.0, Method::PAIR_SETUP.0)
-            .put_u8(TlvType::STATE.0, 1);
+        w.put_u8(TlvType::METHOD, Method::PAIR_SETUP.0)
+            .put_u8(TlvType::STATE, 1);
         w.into_vec()
     }
 
@@ -135,9 +135,9 @@ impl ControllerSetup {
         )?;
         self.leading_zeros = exchange.leading_zeros;
         let mut w = Writer::new();
-        w.put_u8(TlvType::STATE.0, 3)
-            .put(TlvType::PUBLIC_KEY.0, &exchange.a_sent)
-            .put(TlvType::PROOF.0, &exchange.m1);
+        w.put_u8(TlvType::STATE, 3)
+            .put(TlvType::PUBLIC_KEY, &exchange.a_sent)
+            .put(TlvType::PROOF, &exchange.m1);
         self.state = State::ExpectM4(Box::new(exchange));
         Ok(w.into_vec())
     }
@@ -161,14 +161,14 @@ impl ControllerSetup {
         info.extend_from_slice(&public_key);
         let signature = self.signing_key.sign(&info);
         let mut sub = Writer::new();
-        sub.put(TlvType::IDENTIFIER.0, &self.controller_id.0)
-            .put(TlvType::PUBLIC_KEY.0, &public_key)
-            .put(TlvType::SIGNATURE.0, &signature.to_bytes());
+        sub.put(TlvType::IDENTIFIER, &self.controller_id.0)
+            .put(TlvType::PUBLIC_KEY, &public_key)
+            .put(TlvType::SIGNATURE, &signature.to_bytes());
         let sub = Zeroizing::new(sub.into_vec());
         let sealed = seal(&keys.session_key, &label_nonce(b"PS-Msg05"), &[], &sub);
         let mut w = Writer::new();
-        w.put(TlvType::ENCRYPTED_DATA.0, &sealed)
-            .put_u8(TlvType::STATE.0, 5);
+        w.put(TlvType::ENCRYPTED_DATA, &sealed)
+            .put_u8(TlvType::STATE, 5);
         self.state = State::ExpectM6(Box::new(keys));
         Ok(w.into_vec())
     }
@@ -336,10 +336,10 @@ pub(crate) fn client_exchange(
 /// [`Error::Pairing`].
 fn reply_items(body: &[u8], expected_state: u8) -> Result<Items<'_>, Error> {
     let items = tlv8::decode(body)?;
-    if let Some(code) = items.get_u8(TlvType::ERROR.0) {
+    if let Some(code) = items.get_u8(TlvType::ERROR) {
         return Err(Error::Pairing(TlvError(code)));
     }
-    match items.get_u8(TlvType::STATE.0) {
+    match items.get_u8(TlvType::STATE) {
         Some(state) if state == expected_state => Ok(items),
         Some(received) => Err(Error::PeerMisbehaved(PeerMisbehaved::UnexpectedState {
             received,
@@ -352,7 +352,7 @@ fn reply_items(body: &[u8], expected_state: u8) -> Result<Items<'_>, Error> {
 
 fn required<'i>(items: &'i Items<'_>, ty: TlvType) -> Result<&'i [u8], Error> {
     items
-        .get(ty.0)
+        .get(ty)
         .ok_or(Error::PeerMisbehaved(PeerMisbehaved::MissingItem {
             ty: ty.0,
         }))

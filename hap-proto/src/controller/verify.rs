@@ -42,8 +42,8 @@ impl ControllerVerify {
         let secret = StaticSecret::from(random_array::<32>(rng));
         let public = PublicKey::from(&secret).to_bytes();
         let mut m1 = Writer::new();
-        m1.put_u8(TlvType::STATE.0, 1)
-            .put(TlvType::PUBLIC_KEY.0, &public);
+        m1.put_u8(TlvType::STATE, 1)
+            .put(TlvType::PUBLIC_KEY, &public);
         (ExpectM2 { secret, public }, m1.into_vec())
     }
 }
@@ -69,7 +69,7 @@ impl ExpectM2 {
         check_state(&items, 2)?;
         let accessory_pk: [u8; 32] = exact(&items, TlvType::PUBLIC_KEY)?;
         let encrypted = items
-            .get(TlvType::ENCRYPTED_DATA.0)
+            .get(TlvType::ENCRYPTED_DATA)
             .ok_or_else(|| missing(TlvType::ENCRYPTED_DATA))?;
 
         let shared = self.secret.diffie_hellman(&PublicKey::from(accessory_pk));
@@ -85,7 +85,7 @@ impl ExpectM2 {
         let inner = Zeroizing::new(open(&key, &label_nonce(b"PV-Msg02"), &[], encrypted)?);
         let sub = tlv8::decode(&inner)?;
         let identifier = sub
-            .get(TlvType::IDENTIFIER.0)
+            .get(TlvType::IDENTIFIER)
             .ok_or_else(|| missing(TlvType::IDENTIFIER))?;
         let signature: [u8; 64] = exact(&sub, TlvType::SIGNATURE)?;
         if identifier != creds.accessory_pairing_id {
@@ -101,12 +101,12 @@ impl ExpectM2 {
         let my_signature = creds.signing_key.sign(&proof);
         let mut inner = Writer::new();
         inner
-            .put(TlvType::IDENTIFIER.0, creds.pairing_id)
-            .put(TlvType::SIGNATURE.0, &my_signature.to_bytes());
+            .put(TlvType::IDENTIFIER, creds.pairing_id)
+            .put(TlvType::SIGNATURE, &my_signature.to_bytes());
         let inner = Zeroizing::new(inner.into_vec());
         let mut m3 = Writer::new();
-        m3.put_u8(TlvType::STATE.0, 3).put(
-            TlvType::ENCRYPTED_DATA.0,
+        m3.put_u8(TlvType::STATE, 3).put(
+            TlvType::ENCRYPTED_DATA,
             &seal(&key, &label_nonce(b"PV-Msg03"), &[], &inner),
         );
         Ok((ExpectM4 { shared_secret }, m3.into_vec()))
@@ -142,28 +142,28 @@ pub struct ControllerVerified {
 /// Permissions`.
 pub fn add_pairing_request(id: &[u8], public_key: &[u8; 32], permissions: Permissions) -> Vec<u8> {
     let mut w = Writer::new();
-    w.put_u8(TlvType::STATE.0, 1)
-        .put_u8(TlvType::METHOD.0, Method::ADD_PAIRING.0)
-        .put(TlvType::IDENTIFIER.0, id)
-        .put(TlvType::PUBLIC_KEY.0, public_key)
-        .put_u8(TlvType::PERMISSIONS.0, permissions.to_byte());
+    w.put_u8(TlvType::STATE, 1)
+        .put_u8(TlvType::METHOD, Method::ADD_PAIRING.0)
+        .put(TlvType::IDENTIFIER, id)
+        .put(TlvType::PUBLIC_KEY, public_key)
+        .put_u8(TlvType::PERMISSIONS, permissions.to_byte());
     w.into_vec()
 }
 
 /// The body of a RemovePairing request: `State=1, Method=4, Identifier`.
 pub fn remove_pairing_request(id: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
-    w.put_u8(TlvType::STATE.0, 1)
-        .put_u8(TlvType::METHOD.0, Method::REMOVE_PAIRING.0)
-        .put(TlvType::IDENTIFIER.0, id);
+    w.put_u8(TlvType::STATE, 1)
+        .put_u8(TlvType::METHOD, Method::REMOVE_PAIRING.0)
+        .put(TlvType::IDENTIFIER, id);
     w.into_vec()
 }
 
 /// The body of a ListPairings request: `State=1, Method=5`.
 pub fn list_pairings_request() -> Vec<u8> {
     let mut w = Writer::new();
-    w.put_u8(TlvType::STATE.0, 1)
-        .put_u8(TlvType::METHOD.0, Method::LIST_PAIRINGS.0);
+    w.put_u8(TlvType::STATE, 1)
+        .put_u8(TlvType::METHOD, Method::LIST_PAIRINGS.0);
     w.into_vec()
 }
 
@@ -178,17 +178,17 @@ pub fn parse_list_pairings(body: &[u8]) -> Result<Vec<Pairing>, Error> {
     let items = tlv8::decode(body)?;
     check_state(&items, 2)?;
     let mut out = Vec::new();
-    for entry in items.split(TlvType::SEPARATOR.0) {
+    for entry in items.split(TlvType::SEPARATOR) {
         // The first entry also holds the State item; a list of no pairings is State alone.
-        let Some(id) = entry.get(TlvType::IDENTIFIER.0) else {
-            if entry.iter().all(|i| i.ty == TlvType::STATE.0) {
+        let Some(id) = entry.get(TlvType::IDENTIFIER) else {
+            if entry.iter().all(|i| i.is(TlvType::STATE)) {
                 continue;
             }
             return Err(missing(TlvType::IDENTIFIER));
         };
         let public_key: [u8; 32] = exact(&entry, TlvType::PUBLIC_KEY)?;
         let permissions = entry
-            .get_u8(TlvType::PERMISSIONS.0)
+            .get_u8(TlvType::PERMISSIONS)
             .and_then(Permissions::from_byte)
             .ok_or_else(|| missing(TlvType::PERMISSIONS))?;
         out.push(Pairing {
@@ -202,7 +202,7 @@ pub fn parse_list_pairings(body: &[u8]) -> Result<Vec<Pairing>, Error> {
 
 /// Checks the State item, and turns an Error item into `Error::Pairing`.
 fn check_state(items: &tlv8::Items<'_>, expected: u8) -> Result<(), Error> {
-    match items.get_u8(TlvType::STATE.0) {
+    match items.get_u8(TlvType::STATE) {
         Some(state) if state == expected => {}
         Some(received) => {
             return Err(Error::PeerMisbehaved(PeerMisbehaved::UnexpectedState {
@@ -211,14 +211,14 @@ fn check_state(items: &tlv8::Items<'_>, expected: u8) -> Result<(), Error> {
         }
         None => return Err(missing(TlvType::STATE)),
     }
-    match items.get_u8(TlvType::ERROR.0) {
+    match items.get_u8(TlvType::ERROR) {
         Some(code) => Err(Error::Pairing(TlvError(code))),
         None => Ok(()),
     }
 }
 
 fn exact<const N: usize>(items: &tlv8::Items<'_>, ty: TlvType) -> Result<[u8; N], Error> {
-    let value = items.get(ty.0).ok_or_else(|| missing(ty))?;
+    let value = items.get(ty).ok_or_else(|| missing(ty))?;
     value.try_into().map_err(|_| {
         Error::PeerMisbehaved(PeerMisbehaved::BadLength {
             ty: ty.0,

@@ -28,11 +28,12 @@
 //! assert_eq!(body, br#"{"characteristics":[{"aid":1,"iid":9,"value":"1.1.0"}]}"#);
 //! ```
 
+pub(crate) mod change;
 mod iid;
 mod json;
 mod read;
 pub mod services;
-mod value;
+pub(crate) mod value;
 mod write;
 
 use std::collections::BTreeSet;
@@ -41,6 +42,7 @@ use std::time::Instant;
 
 use sha2::Digest as _;
 
+pub use change::{Change, CharId};
 pub use iid::{AccessoryBuilder, IidAllocator};
 pub use value::{
     Constraints, DEFAULT_MAX_DATA_LEN, DEFAULT_MAX_LEN, Format, MAX_MAX_LEN, Perms, Unit, Value,
@@ -48,22 +50,6 @@ pub use value::{
 pub use write::{WriteHandler, WriteRequest, WriteResponse, WriteResult};
 
 use crate::events::EventQueue;
-
-/// The address of a characteristic: accessory id and instance id.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct CharId {
-    /// Accessory instance id (`aid`).
-    pub aid: u64,
-    /// Instance id of the characteristic within its accessory (`iid`).
-    pub iid: u64,
-}
-
-impl CharId {
-    /// `aid.iid`.
-    pub fn new(aid: u64, iid: u64) -> Self {
-        Self { aid, iid }
-    }
-}
 
 /// A service or characteristic type: an Apple-defined UUID
 /// `000000XX-0000-1000-8000-0026BB765291`, kept as its short number, or another UUID.
@@ -262,17 +248,6 @@ pub struct Accessory {
 #[derive(Clone, PartialEq, Debug, Default)]
 pub struct Database {
     accessories: Vec<Accessory>,
-}
-
-/// A value change that subscribed connections must hear about (HAP §5.8).
-#[derive(Clone, PartialEq, Debug)]
-pub struct Change {
-    /// The characteristic.
-    pub id: CharId,
-    /// Its new value.
-    pub value: Value,
-    /// Sent on every trigger without coalescing (Programmable Switch Event).
-    pub immediate: bool,
 }
 
 /// The state of one controller connection that the database requests use.

@@ -42,7 +42,7 @@ pub fn handle(
     store: &mut dyn PairingStore,
 ) -> Result<PairingsReply, Error> {
     let items = tlv8::decode(body)?;
-    match items.get_unique(TlvType::STATE.0)? {
+    match items.get_unique(TlvType::STATE)? {
         Some([STATE_M1]) => {}
         Some([received]) => {
             return Err(Error::PeerMisbehaved(PeerMisbehaved::UnexpectedState {
@@ -52,7 +52,7 @@ pub fn handle(
         Some(_) => return Err(invalid(0, "pairings State")),
         None => return Err(missing(TlvType::STATE)),
     }
-    let method = match items.get_unique(TlvType::METHOD.0)? {
+    let method = match items.get_unique(TlvType::METHOD)? {
         Some([m]) => Method(*m),
         Some(_) => return Err(invalid(0, "pairings Method")),
         None => return Err(missing(TlvType::METHOD)),
@@ -125,14 +125,14 @@ fn remove_all_without_admin(store: &mut dyn PairingStore) -> Result<Vec<PairingI
 /// `State=2` then Identifier, PublicKey, Permissions per pairing, `FF 00` between pairings.
 fn list(store: &dyn PairingStore) -> PairingsReply {
     let mut body = Writer::new();
-    body.put_u8(TlvType::STATE.0, STATE_M2);
+    body.put_u8(TlvType::STATE, STATE_M2);
     for (index, pairing) in store.pairings().iter().enumerate() {
         if index > 0 {
-            body.separator(TlvType::SEPARATOR.0);
+            body.separator(TlvType::SEPARATOR);
         }
-        body.put(TlvType::IDENTIFIER.0, &pairing.id.0)
-            .put(TlvType::PUBLIC_KEY.0, &pairing.public_key)
-            .put_u8(TlvType::PERMISSIONS.0, pairing.permissions.to_byte());
+        body.put(TlvType::IDENTIFIER, &pairing.id.0)
+            .put(TlvType::PUBLIC_KEY, &pairing.public_key)
+            .put_u8(TlvType::PERMISSIONS, pairing.permissions.to_byte());
     }
     PairingsReply {
         body: body.into_vec(),
@@ -144,7 +144,7 @@ fn list(store: &dyn PairingStore) -> PairingsReply {
 fn parse_add(items: &tlv8::Items<'_>) -> Result<Pairing, Error> {
     let id = parse_identifier(items)?;
     let key = items
-        .get_unique(TlvType::PUBLIC_KEY.0)?
+        .get_unique(TlvType::PUBLIC_KEY)?
         .ok_or_else(|| missing(TlvType::PUBLIC_KEY))?;
     let public_key: [u8; 32] = key.try_into().map_err(|_| {
         Error::PeerMisbehaved(PeerMisbehaved::BadLength {
@@ -152,7 +152,7 @@ fn parse_add(items: &tlv8::Items<'_>) -> Result<Pairing, Error> {
             len: key.len(),
         })
     })?;
-    let permissions = match items.get_unique(TlvType::PERMISSIONS.0)? {
+    let permissions = match items.get_unique(TlvType::PERMISSIONS)? {
         Some([b]) => {
             Permissions::from_byte(*b).ok_or_else(|| invalid(0, "pairings Permissions"))?
         }
@@ -168,7 +168,7 @@ fn parse_add(items: &tlv8::Items<'_>) -> Result<Pairing, Error> {
 
 fn parse_identifier(items: &tlv8::Items<'_>) -> Result<PairingId, Error> {
     let id = items
-        .get_unique(TlvType::IDENTIFIER.0)?
+        .get_unique(TlvType::IDENTIFIER)?
         .ok_or_else(|| missing(TlvType::IDENTIFIER))?;
     if id.is_empty() {
         return Err(invalid(0, "pairings Identifier"));
@@ -186,7 +186,7 @@ fn parse_identifier(items: &tlv8::Items<'_>) -> Result<PairingId, Error> {
 /// `State=2` alone: the add or remove succeeded.
 fn success(removed: Vec<PairingId>, now_unpaired: bool) -> PairingsReply {
     let mut body = Writer::new();
-    body.put_u8(TlvType::STATE.0, STATE_M2);
+    body.put_u8(TlvType::STATE, STATE_M2);
     PairingsReply {
         body: body.into_vec(),
         removed,
@@ -197,8 +197,8 @@ fn success(removed: Vec<PairingId>, now_unpaired: bool) -> PairingsReply {
 /// `State=2, Error=error`.
 fn refusal(error: TlvError) -> PairingsReply {
     let mut body = Writer::new();
-    body.put_u8(TlvType::STATE.0, STATE_M2)
-        .put_u8(TlvType::ERROR.0, error.0);
+    body.put_u8(TlvType::STATE, STATE_M2)
+        .put_u8(TlvType::ERROR, error.0);
     PairingsReply {
         body: body.into_vec(),
         removed: Vec::new(),
@@ -264,11 +264,11 @@ mod tests {
         ));
         // Add with a 31-byte key.
         let mut w = Writer::new();
-        w.put_u8(6, 1)
-            .put_u8(0, 3)
-            .put(1, b"X")
-            .put(3, &[0; 31])
-            .put_u8(0x0B, 0);
+        w.put_u8(TlvType::STATE, 1)
+            .put_u8(TlvType::METHOD, 3)
+            .put(TlvType::IDENTIFIER, b"X")
+            .put(TlvType::PUBLIC_KEY, &[0; 31])
+            .put_u8(TlvType::PERMISSIONS, 0);
         assert_eq!(
             handle(&w.into_vec(), &admin, &mut store),
             Err(Error::PeerMisbehaved(PeerMisbehaved::BadLength {
@@ -278,7 +278,9 @@ mod tests {
         );
         // Remove with an empty identifier.
         let mut w = Writer::new();
-        w.put_u8(6, 1).put_u8(0, 4).put(1, b"");
+        w.put_u8(TlvType::STATE, 1)
+            .put_u8(TlvType::METHOD, 4)
+            .put(TlvType::IDENTIFIER, b"");
         assert!(matches!(
             handle(&w.into_vec(), &admin, &mut store),
             Err(Error::Decode(_))
@@ -309,17 +311,19 @@ mod tests {
         let (store, admin) = admin_store();
         let mut store = Failing(store);
         let mut w = Writer::new();
-        w.put_u8(6, 1)
-            .put_u8(0, 3)
-            .put(1, b"NEW")
-            .put(3, &[2; 32])
-            .put_u8(0x0B, 0);
+        w.put_u8(TlvType::STATE, 1)
+            .put_u8(TlvType::METHOD, 3)
+            .put(TlvType::IDENTIFIER, b"NEW")
+            .put(TlvType::PUBLIC_KEY, &[2; 32])
+            .put_u8(TlvType::PERMISSIONS, 0);
         assert_eq!(
             handle(&w.into_vec(), &admin, &mut store),
             Err(Error::Store(crate::error::StoreError { what: "disk full" }))
         );
         let mut w = Writer::new();
-        w.put_u8(6, 1).put_u8(0, 4).put(1, b"ADMIN");
+        w.put_u8(TlvType::STATE, 1)
+            .put_u8(TlvType::METHOD, 4)
+            .put(TlvType::IDENTIFIER, b"ADMIN");
         assert!(matches!(
             handle(&w.into_vec(), &admin, &mut store),
             Err(Error::Store(_))
@@ -332,7 +336,7 @@ mod tests {
         store.pairings.clear();
         // Nobody is left, so nobody is admin: even listing is refused.
         let mut w = Writer::new();
-        w.put_u8(6, 1).put_u8(0, 5);
+        w.put_u8(TlvType::STATE, 1).put_u8(TlvType::METHOD, 5);
         let reply = handle(&w.into_vec(), &admin, &mut store).unwrap();
         assert_eq!(reply.body, [6, 1, 2, 7, 1, 2]);
         assert_eq!(list(&store).body, [6, 1, 2]);

@@ -189,7 +189,7 @@ impl PairSetup {
     /// Handles one `POST /pair-setup` body. See the module documentation for the contract.
     pub fn handle(&mut self, body: &[u8], cx: &mut SetupContext<'_>) -> Result<SetupReply, Error> {
         let items = tlv8::decode(body)?;
-        let received = match items.get_unique(TlvType::STATE.0)? {
+        let received = match items.get_unique(TlvType::STATE)? {
             Some([state]) => *state,
             _ => {
                 return Err(Error::Decode(DecodeError::new(
@@ -225,8 +225,8 @@ impl PairSetup {
                 // The old state was moved out: the machine is back at M1.
                 cx.gate.release(cx.conn);
                 let mut w = Writer::new();
-                w.put_u8(TlvType::STATE.0, received.wrapping_add(1))
-                    .put_u8(TlvType::ERROR.0, reply_code(&error).0);
+                w.put_u8(TlvType::STATE, received.wrapping_add(1))
+                    .put_u8(TlvType::ERROR, reply_code(&error).0);
                 Ok(SetupReply {
                     body: w.into_vec(),
                     paired: None,
@@ -250,11 +250,11 @@ struct Step {
 }
 
 fn handle_m1(items: &Items<'_>, cx: &mut SetupContext<'_>) -> Result<Step, Error> {
-    let method = items
-        .get_u8(TlvType::METHOD.0)
-        .ok_or(Error::PeerMisbehaved(PeerMisbehaved::MissingItem {
+    let method = items.get_u8(TlvType::METHOD).ok_or(Error::PeerMisbehaved(
+        PeerMisbehaved::MissingItem {
             ty: TlvType::METHOD.0,
-        }))?;
+        },
+    ))?;
     match Method(method) {
         Method::PAIR_SETUP => {}
         // MFi authentication needs an Apple coprocessor we do not have.
@@ -285,9 +285,9 @@ fn handle_m1(items: &Items<'_>, cx: &mut SetupContext<'_>) -> Result<Step, Error
         *secret,
     );
     let mut w = Writer::new();
-    w.put_u8(TlvType::STATE.0, STATE_M2)
-        .put(TlvType::PUBLIC_KEY.0, srp.public_key())
-        .put(TlvType::SALT.0, srp.salt());
+    w.put_u8(TlvType::STATE, STATE_M2)
+        .put(TlvType::PUBLIC_KEY, srp.public_key())
+        .put(TlvType::SALT, srp.salt());
     Ok(Step {
         next: State::ExpectM3(Box::new(ExpectM3 { srp })),
         body: w.into_vec(),
@@ -317,8 +317,8 @@ impl ExpectM3 {
             cx.store.set_failed_attempts(0).map_err(Error::Store)?;
         }
         let mut w = Writer::new();
-        w.put_u8(TlvType::STATE.0, STATE_M4)
-            .put(TlvType::PROOF.0, session.server_proof());
+        w.put_u8(TlvType::STATE, STATE_M4)
+            .put(TlvType::PROOF, session.server_proof());
         Ok(Step {
             next: State::ExpectM5(Box::new(ExpectM5 {
                 keys: SetupKeys::derive(session.key()),
@@ -385,14 +385,14 @@ impl ExpectM5 {
         info.extend_from_slice(&public_key);
         let signature = cx.identity.signing_key.sign(&info);
         let mut sub = Writer::new();
-        sub.put(TlvType::IDENTIFIER.0, device_id.as_bytes())
-            .put(TlvType::PUBLIC_KEY.0, &public_key)
-            .put(TlvType::SIGNATURE.0, &signature.to_bytes());
+        sub.put(TlvType::IDENTIFIER, device_id.as_bytes())
+            .put(TlvType::PUBLIC_KEY, &public_key)
+            .put(TlvType::SIGNATURE, &signature.to_bytes());
         let sub = Zeroizing::new(sub.into_vec());
         let sealed = seal(&self.keys.session_key, &label_nonce(b"PS-Msg06"), &[], &sub);
         let mut w = Writer::new();
-        w.put_u8(TlvType::STATE.0, STATE_M6)
-            .put(TlvType::ENCRYPTED_DATA.0, &sealed);
+        w.put_u8(TlvType::STATE, STATE_M6)
+            .put(TlvType::ENCRYPTED_DATA, &sealed);
         Ok(Step {
             next: State::ExpectM1,
             body: w.into_vec(),
@@ -447,14 +447,14 @@ fn reply_code(error: &Error) -> TlvError {
 
 fn required<'i>(items: &'i Items<'_>, ty: TlvType) -> Result<&'i [u8], Error> {
     items
-        .get(ty.0)
+        .get(ty)
         .ok_or(Error::PeerMisbehaved(PeerMisbehaved::MissingItem {
             ty: ty.0,
         }))
 }
 
 fn sub_len(items: &Items<'_>, ty: TlvType) -> usize {
-    items.get(ty.0).map_or(0, <[u8]>::len)
+    items.get(ty).map_or(0, <[u8]>::len)
 }
 
 fn bad_length(ty: TlvType, len: usize) -> Error {

@@ -100,7 +100,7 @@ impl PairVerify {
         let state = core::mem::take(&mut self.state);
         let items = tlv8::decode(body)?;
         let received = items
-            .get_unique(TlvType::STATE.0)?
+            .get_unique(TlvType::STATE)?
             .ok_or(PeerMisbehaved::MissingItem {
                 ty: TlvType::STATE.0,
             })
@@ -167,8 +167,8 @@ impl ExpectM1 {
         let signature = cx.identity.signing_key.sign(&info);
 
         let mut sub = Writer::new();
-        sub.put(TlvType::IDENTIFIER.0, device_id.as_bytes())
-            .put(TlvType::SIGNATURE.0, &signature.to_bytes());
+        sub.put(TlvType::IDENTIFIER, device_id.as_bytes())
+            .put(TlvType::SIGNATURE, &signature.to_bytes());
         let sub = Zeroizing::new(sub.into_vec());
         let session_key = Zeroizing::new(hkdf_sha512(
             shared_secret.as_ref(),
@@ -179,9 +179,9 @@ impl ExpectM1 {
 
         let mut reply = Writer::new();
         reply
-            .put_u8(TlvType::STATE.0, STATE_M2)
-            .put(TlvType::PUBLIC_KEY.0, &accessory_pk)
-            .put(TlvType::ENCRYPTED_DATA.0, &encrypted);
+            .put_u8(TlvType::STATE, STATE_M2)
+            .put(TlvType::PUBLIC_KEY, &accessory_pk)
+            .put(TlvType::ENCRYPTED_DATA, &encrypted);
         let next = ExpectM3 {
             session_key,
             shared_secret,
@@ -263,7 +263,7 @@ impl ExpectM3 {
             return Ok(auth_failure());
         }
         let mut reply = Writer::new();
-        reply.put_u8(TlvType::STATE.0, STATE_M4);
+        reply.put_u8(TlvType::STATE, STATE_M4);
         Ok(VerifyReply {
             body: reply.into_vec(),
             established: Some(Verified {
@@ -283,8 +283,8 @@ fn auth_failure() -> VerifyReply {
 
 fn error_reply(state: u8, error: TlvError) -> VerifyReply {
     let mut w = Writer::new();
-    w.put_u8(TlvType::STATE.0, state)
-        .put_u8(TlvType::ERROR.0, error.0);
+    w.put_u8(TlvType::STATE, state)
+        .put_u8(TlvType::ERROR, error.0);
     VerifyReply {
         body: w.into_vec(),
         established: None,
@@ -294,7 +294,7 @@ fn error_reply(state: u8, error: TlvError) -> VerifyReply {
 /// The value of a required item that appears once.
 fn required<'i>(items: &'i tlv8::Items<'_>, ty: TlvType) -> Result<&'i [u8], Error> {
     items
-        .get_unique(ty.0)?
+        .get_unique(ty)?
         .ok_or(Error::PeerMisbehaved(PeerMisbehaved::MissingItem {
             ty: ty.0,
         }))
@@ -337,8 +337,8 @@ mod tests {
 
     fn m1() -> Vec<u8> {
         let mut w = Writer::new();
-        w.put_u8(6, 1).put(
-            3,
+        w.put_u8(TlvType::STATE, 1).put(
+            TlvType::PUBLIC_KEY,
             PublicKey::from(&StaticSecret::from([9u8; 32])).as_bytes(),
         );
         w.into_vec()
@@ -371,7 +371,8 @@ mod tests {
         // Undecryptable M3 (wrong key): Authentication reply, back to M1.
         pv.handle(&m1(), &mut cx).unwrap();
         let mut w = Writer::new();
-        w.put_u8(6, 3).put(5, &[0u8; 40]);
+        w.put_u8(TlvType::STATE, 3)
+            .put(TlvType::ENCRYPTED_DATA, &[0u8; 40]);
         let reply = pv.handle(&w.into_vec(), &mut cx).unwrap();
         assert_eq!(reply.body, [6, 1, 4, 7, 1, 2]);
         assert!(!pv.is_expecting_m3());

@@ -6,14 +6,17 @@
 //! and are separated by an empty separator item: `FF 00` in pairing messages, `00 00` in camera
 //! messages (§1.2).
 //!
+//! Items are read and written by a named type, an [`ItemType`]: the pairing types are
+//! [`TlvType`]; each camera message names its own.
+//!
 //! ```
 //! use hap_proto::tlv8::{self, TlvType, Writer};
 //! let mut w = Writer::new();
-//! w.put_u8(TlvType::STATE.0, 2).put(TlvType::PUBLIC_KEY.0, &[7u8; 300]);
+//! w.put_u8(TlvType::STATE, 2).put(TlvType::PUBLIC_KEY, &[7u8; 300]);
 //! let bytes = w.into_vec();
 //! assert_eq!(bytes.len(), 3 + 2 + 255 + 2 + 45);
 //! let items = tlv8::decode(&bytes).unwrap();
-//! assert_eq!(items.get(TlvType::PUBLIC_KEY.0).map(<[u8]>::len), Some(300));
+//! assert_eq!(items.get(TlvType::PUBLIC_KEY).map(<[u8]>::len), Some(300));
 //! ```
 #![deny(clippy::indexing_slicing)]
 
@@ -21,9 +24,9 @@ mod types;
 
 use std::borrow::Cow;
 
-pub use types::{Method, TlvError, TlvType};
+pub use types::{ItemType, Method, TlvError, TlvType};
 
-use crate::error::{DecodeError, DecodeErrorKind};
+use crate::decode_error::{DecodeError, DecodeErrorKind};
 
 /// One decoded item, its fragments merged. The value borrows the input unless it was fragmented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +35,13 @@ pub struct Item<'a> {
     pub ty: u8,
     /// The item's value.
     pub value: Cow<'a, [u8]>,
+}
+
+impl Item<'_> {
+    /// Whether the item is of type `ty`.
+    pub fn is(&self, ty: impl ItemType) -> bool {
+        self.ty == ty.byte()
+    }
 }
 
 /// The items of one TLV8 message, in wire order.
@@ -112,12 +122,24 @@ impl<'a> Items<'a> {
     }
 
     /// The value of the first item of type `ty`.
-    pub fn get(&self, ty: u8) -> Option<&[u8]> {
+    pub fn get(&self, ty: impl ItemType) -> Option<&[u8]> {
+        let ty = ty.byte();
         self.items.iter().find(|i| i.ty == ty).map(|i| &*i.value)
     }
 
+    /// The values of every item of type `ty`, in wire order (the entries of a list; separators
+    /// are of another type and not included).
+    pub(crate) fn all(&self, ty: impl ItemType) -> impl Iterator<Item = &[u8]> {
+        let ty = ty.byte();
+        self.items
+            .iter()
+            .filter(move |i| i.ty == ty)
+            .map(|i| &*i.value)
+    }
+
     /// The value of the item of type `ty`, which must appear at most once.
-    pub fn get_unique(&self, ty: u8) -> Result<Option<&[u8]>, DecodeError> {
+    pub fn get_unique(&self, ty: impl ItemType) -> Result<Option<&[u8]>, DecodeError> {
+        let ty = ty.byte();
         let mut found = None;
         for (index, item) in self.items.iter().enumerate() {
             if item.ty == ty {
@@ -135,7 +157,7 @@ impl<'a> Items<'a> {
     }
 
     /// The value of the first item of type `ty` as a one-byte integer.
-    pub fn get_u8(&self, ty: u8) -> Option<u8> {
+    pub fn get_u8(&self, ty: impl ItemType) -> Option<u8> {
         match self.get(ty) {
             Some([b]) => Some(*b),
             _ => None,
@@ -144,7 +166,7 @@ impl<'a> Items<'a> {
 
     /// The value of the first item of type `ty` as a little-endian unsigned integer of 1..=8
     /// bytes (HAP §1.1: multi-byte integers are little-endian).
-    pub fn get_uint_le(&self, ty: u8) -> Option<u64> {
+    pub fn get_uint_le(&self, ty: impl ItemType) -> Option<u64> {
         let value = self.get(ty)?;
         if value.is_empty() || value.len() > 8 {
             return None;
@@ -159,7 +181,8 @@ impl<'a> Items<'a> {
 
     /// Splits the items into list entries at every separator item of type `separator` (`0xFF`
     /// for pairing lists, `0x00` for camera lists). The separators themselves are dropped.
-    pub fn split(&self, separator: u8) -> Vec<Self> {
+    pub fn split(&self, separator: impl ItemType) -> Vec<Self> {
+        let separator = separator.byte();
         let mut out = vec![Self::default()];
         for item in &self.items {
             if item.ty == separator && item.value.is_empty() {
@@ -176,7 +199,7 @@ impl<'a> Items<'a> {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         for item in &self.items {
-            w.put(item.ty, &item.value);
+            w.put_byte(item.ty, &item.value);
         }
         w.into_vec()
     }
@@ -204,7 +227,12 @@ impl Writer {
 
     /// Appends an item, split into 255-byte fragments when longer (§1.1). An empty value is one
     /// item of length zero; a value whose length is a multiple of 255 ends with a full fragment.
-    pub fn put(&mut self, ty: u8, value: &[u8]) -> &mut Self {
+    pub fn put(&mut self, ty: impl ItemType, value: &[u8]) -> &mut Self {
+        self.put_byte(ty.byte(), value)
+    }
+
+    /// [`Writer::put`] with the type as its wire byte, for items copied from a decoded message.
+    fn put_byte(&mut self, ty: u8, value: &[u8]) -> &mut Self {
         if value.is_empty() {
             self.buf.extend_from_slice(&[ty, 0]);
             return self;
@@ -220,20 +248,20 @@ impl Writer {
     }
 
     /// Appends a one-byte integer item.
-    pub fn put_u8(&mut self, ty: u8, value: u8) -> &mut Self {
+    pub fn put_u8(&mut self, ty: impl ItemType, value: u8) -> &mut Self {
         self.put(ty, &[value])
     }
 
     /// Appends an unsigned integer little-endian in the minimal number of bytes (at least one),
     /// as pairing Flags are written (§1.1).
-    pub fn put_uint_le_minimal(&mut self, ty: u8, value: u64) -> &mut Self {
+    pub fn put_uint_le_minimal(&mut self, ty: impl ItemType, value: u64) -> &mut Self {
         let bytes = value.to_le_bytes();
         let used = (8 - (value.leading_zeros() / 8) as usize).max(1);
         self.put(ty, bytes.get(..used).unwrap_or(&bytes))
     }
 
     /// Appends an empty separator item of type `ty` (`0xFF` pairing, `0x00` camera).
-    pub fn separator(&mut self, ty: u8) -> &mut Self {
+    pub fn separator(&mut self, ty: impl ItemType) -> &mut Self {
         self.put(ty, &[])
     }
 

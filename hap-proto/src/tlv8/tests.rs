@@ -1,16 +1,18 @@
 use hex_literal::hex;
 
 use super::*;
+use crate::camera::ListSeparator;
+use crate::camera::rtp_config::SupportedRtpType;
 
 #[test]
 fn pair_setup_m1_vector() {
     // ADK Tests/HAPTLVTest.c: Method 0, State 1.
     let m1 = hex!("00 01 00 06 01 01");
     let items = decode(&m1).unwrap();
-    assert_eq!(items.get_u8(TlvType::METHOD.0), Some(0));
-    assert_eq!(items.get_u8(TlvType::STATE.0), Some(1));
+    assert_eq!(items.get_u8(TlvType::METHOD), Some(0));
+    assert_eq!(items.get_u8(TlvType::STATE), Some(1));
     let mut w = Writer::new();
-    w.put_u8(TlvType::METHOD.0, 0).put_u8(TlvType::STATE.0, 1);
+    w.put_u8(TlvType::METHOD, 0).put_u8(TlvType::STATE, 1);
     assert_eq!(w.into_vec(), m1);
 }
 
@@ -18,14 +20,14 @@ fn pair_setup_m1_vector() {
 fn srp_public_key_fragments_255_then_129() {
     let key: Vec<u8> = (0..384u32).map(|i| (i % 251) as u8).collect();
     let mut w = Writer::new();
-    w.put(TlvType::PUBLIC_KEY.0, &key);
+    w.put(TlvType::PUBLIC_KEY, &key);
     let bytes = w.into_vec();
     assert_eq!(&bytes[..2], &[0x03, 0xFF]);
     assert_eq!(&bytes[257..259], &[0x03, 0x81]);
     assert_eq!(bytes.len(), 388);
     let items = decode(&bytes).unwrap();
     assert_eq!(items.len(), 1);
-    assert_eq!(items.get(3), Some(&key[..]));
+    assert_eq!(items.get(TlvType::PUBLIC_KEY), Some(&key[..]));
 }
 
 #[test]
@@ -34,14 +36,17 @@ fn border_case_exact_multiples_of_255() {
     for n in [255usize, 510] {
         let value = vec![0xA5; n];
         let mut w = Writer::new();
-        w.put(5, &value);
+        w.put(TlvType::ENCRYPTED_DATA, &value);
         let bytes = w.into_vec();
         assert_eq!(bytes.len(), n + 2 * (n / 255));
-        assert_eq!(decode(&bytes).unwrap().get(5), Some(&value[..]));
+        assert_eq!(
+            decode(&bytes).unwrap().get(TlvType::ENCRYPTED_DATA),
+            Some(&value[..])
+        );
     }
     // 300 bytes: 05 FF <255> 05 2D <45>.
     let mut w = Writer::new();
-    w.put(5, &[1; 300]);
+    w.put(TlvType::ENCRYPTED_DATA, &[1; 300]);
     let bytes = w.into_vec();
     assert_eq!(bytes.len(), 304);
     assert_eq!(bytes[257..259], [0x05, 0x2D]);
@@ -50,20 +55,27 @@ fn border_case_exact_multiples_of_255() {
 #[test]
 fn value_of_255_followed_by_other_type() {
     let mut w = Writer::new();
-    w.put(5, &[9; 255]).put_u8(6, 5);
+    w.put(TlvType::ENCRYPTED_DATA, &[9; 255])
+        .put_u8(TlvType::STATE, 5);
     let bytes = w.into_vec();
     let items = decode(&bytes).unwrap();
     assert_eq!(items.len(), 2);
-    assert_eq!(items.get(5).map(<[u8]>::len), Some(255));
-    assert_eq!(items.get_u8(6), Some(5));
+    assert_eq!(
+        items.get(TlvType::ENCRYPTED_DATA).map(<[u8]>::len),
+        Some(255)
+    );
+    assert_eq!(items.get_u8(TlvType::STATE), Some(5));
 }
 
 #[test]
 fn empty_value_is_one_item() {
     let mut w = Writer::new();
-    w.put(1, &[]);
+    w.put(TlvType::IDENTIFIER, &[]);
     assert_eq!(w.into_vec(), [1, 0]);
-    assert_eq!(decode(&[1, 0]).unwrap().get(1), Some(&[][..]));
+    assert_eq!(
+        decode(&[1, 0]).unwrap().get(TlvType::IDENTIFIER),
+        Some(&[][..])
+    );
 }
 
 #[test]
@@ -89,21 +101,21 @@ fn pairing_list_with_ff_separators() {
     let id1 = [b'A'; 36];
     let id2 = [b'B'; 36];
     let mut w = Writer::new();
-    w.put_u8(TlvType::STATE.0, 2)
-        .put(TlvType::IDENTIFIER.0, &id1)
-        .put(TlvType::PUBLIC_KEY.0, &[1; 32])
-        .put_u8(TlvType::PERMISSIONS.0, 1)
-        .separator(TlvType::SEPARATOR.0)
-        .put(TlvType::IDENTIFIER.0, &id2)
-        .put(TlvType::PUBLIC_KEY.0, &[2; 32])
-        .put_u8(TlvType::PERMISSIONS.0, 0);
+    w.put_u8(TlvType::STATE, 2)
+        .put(TlvType::IDENTIFIER, &id1)
+        .put(TlvType::PUBLIC_KEY, &[1; 32])
+        .put_u8(TlvType::PERMISSIONS, 1)
+        .separator(TlvType::SEPARATOR)
+        .put(TlvType::IDENTIFIER, &id2)
+        .put(TlvType::PUBLIC_KEY, &[2; 32])
+        .put_u8(TlvType::PERMISSIONS, 0);
     let bytes = w.into_vec();
     assert_eq!(&bytes[..5], &hex!("06 01 02 01 24"));
-    let entries = decode(&bytes).unwrap().split(TlvType::SEPARATOR.0);
+    let entries = decode(&bytes).unwrap().split(TlvType::SEPARATOR);
     assert_eq!(entries.len(), 2);
-    assert_eq!(entries[0].get(1), Some(&id1[..]));
-    assert_eq!(entries[1].get(1), Some(&id2[..]));
-    assert_eq!(entries[1].get_u8(0x0B), Some(0));
+    assert_eq!(entries[0].get(TlvType::IDENTIFIER), Some(&id1[..]));
+    assert_eq!(entries[1].get(TlvType::IDENTIFIER), Some(&id2[..]));
+    assert_eq!(entries[1].get_u8(TlvType::PERMISSIONS), Some(0));
 }
 
 #[test]
@@ -112,9 +124,9 @@ fn camera_list_with_00_separators() {
     let bytes = hex!("02 01 00 00 00 02 01 01 00 00 02 01 02");
     let items = decode(&bytes).unwrap();
     let suites: Vec<u8> = items
-        .split(0x00)
+        .split(ListSeparator)
         .iter()
-        .filter_map(|e| e.get_u8(2))
+        .filter_map(|e| e.get_u8(SupportedRtpType::SrtpCryptoSuite))
         .collect();
     assert_eq!(suites, [0, 1, 2]);
     assert_eq!(items.encode(), bytes);
@@ -126,21 +138,24 @@ fn list_without_separators_is_tolerated() {
     let bytes = hex!("02 01 00 02 01 01");
     let items = decode(&bytes).unwrap();
     assert_eq!(items.len(), 2);
-    assert!(items.get_unique(2).is_err());
+    assert!(items.get_unique(SupportedRtpType::SrtpCryptoSuite).is_err());
 }
 
 #[test]
 fn minimal_little_endian_integers() {
     let mut w = Writer::new();
-    w.put_uint_le_minimal(0x13, 0x10);
+    w.put_uint_le_minimal(TlvType::FLAGS, 0x10);
     assert_eq!(w.into_vec(), hex!("13 01 10"));
     let mut w = Writer::new();
-    w.put_uint_le_minimal(0x13, 0x0100_0010);
+    w.put_uint_le_minimal(TlvType::FLAGS, 0x0100_0010);
     let bytes = w.into_vec();
     assert_eq!(bytes, hex!("13 04 10 00 00 01"));
-    assert_eq!(decode(&bytes).unwrap().get_uint_le(0x13), Some(0x0100_0010));
+    assert_eq!(
+        decode(&bytes).unwrap().get_uint_le(TlvType::FLAGS),
+        Some(0x0100_0010)
+    );
     let mut w = Writer::new();
-    w.put_uint_le_minimal(0x13, 0);
+    w.put_uint_le_minimal(TlvType::FLAGS, 0);
     assert_eq!(w.into_vec(), hex!("13 01 00"));
 }
 

@@ -1,5 +1,19 @@
 //! Open newtype enums for the wire values of pairing TLVs (HAP §1.3-1.5): unknown values
-//! round-trip, known ones print their names.
+//! round-trip, known ones print their names. And [`ItemType`], what names the type of an item.
+
+/// The type of a TLV8 item, by name: what [`Items`](super::Items) are read by and what a
+/// [`Writer`](super::Writer) writes. Pairing messages use [`TlvType`]; each camera message
+/// has its own set of types, so that no call site spells a type as a bare number.
+pub trait ItemType: Copy {
+    /// The type byte on the wire.
+    fn byte(self) -> u8;
+}
+
+impl ItemType for TlvType {
+    fn byte(self) -> u8 {
+        self.0
+    }
+}
 
 macro_rules! open_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:expr,)* }) => {

@@ -1,6 +1,19 @@
 //! Reading the RBSP of a NAL unit (emulation prevention removed) bit by bit (H.264 §7.2).
 
-use super::sps::SpsError;
+/// Error parsing an SPS (and the error of every `BitReader` read: the SPS parser is its main
+/// user; the slice header reader maps it to `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SpsError {
+    /// The NAL unit is empty or not of type 7.
+    #[error("not an SPS NAL unit")]
+    NotAnSps,
+    /// The RBSP ended inside the named field.
+    #[error("SPS truncated in {0}")]
+    Truncated(&'static str),
+    /// The named field has a value outside its range.
+    #[error("SPS field {0} out of range")]
+    OutOfRange(&'static str),
+}
 
 /// MSB-first bit reader with Exp-Golomb codes (H.264 §9.1).
 pub(super) struct BitReader<'a> {

@@ -12,10 +12,11 @@ mod slice;
 mod sps;
 
 pub use access_unit::AccessUnitSplitter;
+pub use bits::SpsError;
 pub use nal::{
     AnnexBNals, AvccError, NalType, annex_b_nals, annex_b_to_bytes, avcc_nals, nal_type,
     remove_emulation_prevention,
 };
 pub use sdp::{SpropError, parse_sprop_parameter_sets, profile_level_id, sprop_parameter_sets};
 pub use slice::{has_b_slice, slice_type};
-pub use sps::{H264Profile, SpsError, SpsInfo, fits, parse_sps};
+pub use sps::{H264Profile, SpsInfo, fits, parse_sps};

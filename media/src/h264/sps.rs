@@ -2,7 +2,7 @@
 //! passthrough decision built on it.
 #![deny(clippy::indexing_slicing)]
 
-use super::bits::BitReader;
+use super::bits::{BitReader, SpsError};
 use super::nal::{NalType, nal_type, remove_emulation_prevention};
 
 /// The SPS fields the bridge uses: codec string fields and the displayed picture size.
@@ -20,38 +20,18 @@ pub struct SpsInfo {
     pub height: u32,
 }
 
-/// The H.264 profiles HomeKit negotiates (HAP §7.2 codec parameter "Profile ID"), in increasing
-/// order of decoder capability.
+/// The H.264 profiles a controller negotiates, in increasing order of decoder capability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum H264Profile {
-    /// Constrained Baseline (HAP value 0).
+    /// Constrained Baseline.
     ConstrainedBaseline,
-    /// Main (HAP value 1).
+    /// Main.
     Main,
-    /// High (HAP value 2).
+    /// High.
     High,
 }
 
 impl H264Profile {
-    /// The profile for a HAP "Profile ID" value (0, 1, 2), or `None` for other values.
-    pub fn from_hap(value: u8) -> Option<Self> {
-        match value {
-            0 => Some(Self::ConstrainedBaseline),
-            1 => Some(Self::Main),
-            2 => Some(Self::High),
-            _ => None,
-        }
-    }
-
-    /// The HAP "Profile ID" value.
-    pub fn hap_value(self) -> u8 {
-        match self {
-            Self::ConstrainedBaseline => 0,
-            Self::Main => 1,
-            Self::High => 2,
-        }
-    }
-
     /// `profile_idc` and constraint flags an encoder would write for this profile
     /// (Constrained Baseline = 66 with constraint_set0 and constraint_set1, RFC 6184 §8.1 table 5).
     pub fn profile_idc_and_constraints(self) -> (u8, u8) {
@@ -64,14 +44,14 @@ impl H264Profile {
 }
 
 impl SpsInfo {
-    /// The smallest HomeKit profile a decoder needs for this stream, or `None` when the stream
+    /// The smallest of these profiles a decoder needs for this stream, or `None` when the stream
     /// needs more than High (High 10, 4:2:2, 4:4:4, ...).
     ///
     /// Main with constraint_set0 and Extended with constraint_set0 + constraint_set1 are
     /// Constrained Baseline streams (RFC 6184 §8.1 table 5). Plain Baseline (66 without
     /// constraint_set1) counts as Constrained Baseline too: cameras do not use its extra tools
     /// (FMO, ASO, redundant slices) in practice.
-    pub fn hap_profile(&self) -> Option<H264Profile> {
+    pub fn min_profile(&self) -> Option<H264Profile> {
         let cs0 = self.constraint_flags & 0x80 != 0;
         let cs1 = self.constraint_flags & 0x40 != 0;
         match self.profile_idc {
@@ -95,7 +75,7 @@ impl SpsInfo {
 pub fn fits(sps: &SpsInfo, width: u32, height: u32, max_profile: H264Profile) -> bool {
     sps.width <= width
         && sps.height <= height
-        && sps.hap_profile().is_some_and(|p| p <= max_profile)
+        && sps.min_profile().is_some_and(|p| p <= max_profile)
 }
 
 /// Parses an SPS NAL unit (with its one-byte NAL header, without start code).
@@ -216,20 +196,6 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, SpsError> {
         width: full_width - crop_x,
         height: full_height - crop_y,
     })
-}
-
-/// Error parsing an SPS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SpsError {
-    /// The NAL unit is empty or not of type 7.
-    #[error("not an SPS NAL unit")]
-    NotAnSps,
-    /// The RBSP ended inside the named field.
-    #[error("SPS truncated in {0}")]
-    Truncated(&'static str),
-    /// The named field has a value outside its range.
-    #[error("SPS field {0} out of range")]
-    OutOfRange(&'static str),
 }
 
 /// scaling_list() of H.264 §7.3.2.1.1.1, read and discarded.

@@ -1,6 +1,6 @@
 //! RTCP (RFC 3550 §6): Sender Reports and SDES out, compound packets from the controller in
 //! (RR, SR, SDES, BYE, feedback such as PLI/FIR of RFC 4585 §6.3.1 / RFC 5104 §4.3.1), and the
-//! receiver statistics used for stream liveness (HAP §7.9).
+//! receiver statistics used for stream liveness.
 //!
 //! No clock is read here: NTP times and `Instant`s are parameters.
 #![deny(clippy::indexing_slicing)]

@@ -6,8 +6,8 @@ use super::{NtpTimestamp, RtcpPacket};
 
 /// Receiver statistics about one outgoing stream, fed with the controller's RTCP packets.
 ///
-/// HAP §7.9: every RTCP packet from the controller counts as a keep-alive; a stream with no RTCP
-/// for 5 × the RTCP interval is dead.
+/// The controllers' liveness rule: every RTCP packet from the receiver counts as a keep-alive; a
+/// stream with no RTCP for 5 × the RTCP interval is dead.
 #[derive(Debug, Clone, Default)]
 pub struct RtcpStats {
     /// When the last RTCP packet (any type) arrived.
@@ -82,7 +82,7 @@ impl RtcpStats {
         }
     }
 
-    /// Whether RTCP arrived within `timeout` before `now` (HAP §7.9 uses 5 × RTCP interval). A
+    /// Whether RTCP arrived within `timeout` before `now` (controllers use 5 × the RTCP interval). A
     /// stream that never received RTCP counts as alive until `started + timeout`.
     pub fn is_alive(&self, started: Instant, now: Instant, timeout: Duration) -> bool {
         let since = self.last_seen.unwrap_or(started);

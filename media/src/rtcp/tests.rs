@@ -30,19 +30,19 @@ fn sender_report_compound_bytes() {
         reports: Vec::new(),
     };
     let mut out = Vec::new();
-    sender_report_compound(&sr, "hap", &mut out);
+    sender_report_compound(&sr, "cam", &mut out);
     assert_eq!(
         out,
         hex!(
             "80c8 0006 11223344 e8a00000 80000000 00003000 00000007 00002328"
-            "81ca 0003 11223344 01 03 686170 00 0000"
+            "81ca 0003 11223344 01 03 63616d 00 0000"
         )
     );
     let parsed = parse_compound(&out).unwrap();
     assert_eq!(parsed[0], RtcpPacket::SenderReport(sr));
     assert_eq!(
         parsed[1],
-        RtcpPacket::Sdes(vec![(0x1122_3344, Some("hap".to_owned()))])
+        RtcpPacket::Sdes(vec![(0x1122_3344, Some("cam".to_owned()))])
     );
 }
 

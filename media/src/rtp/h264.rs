@@ -13,12 +13,12 @@ use crate::h264::{NalType, nal_type};
 pub struct RtpConfig {
     /// SSRC of the outgoing stream.
     pub ssrc: u32,
-    /// RTP payload type (HomeKit video: typically 99).
+    /// RTP payload type (typically 99 for video).
     pub payload_type: u8,
     /// Largest RTP packet in bytes, including the 12-byte header, before SRTP adds its tag.
     ///
-    /// HomeKit negotiates 1378 (IPv4) / 1228 (IPv6) (HAP §7.6). ffmpeg, which HAP-python and
-    /// HAP-NodeJS use, applies that `pkt_size` to the whole SRTP packet (its RTP packets are 14
+    /// Controllers negotiate 1378 (IPv4) / 1228 (IPv6). ffmpeg, which the Python and Node.js
+    /// camera bridges use, applies that `pkt_size` to the whole SRTP packet (its RTP packets are 14
     /// bytes smaller), so pass the negotiated value minus
     /// [`SrtpSuite::rtp_overhead`](crate::srtp::SrtpSuite::rtp_overhead) to do the same.
     pub mtu: usize,

@@ -17,9 +17,9 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 
 use super::FrameSink;
+use crate::encoded::EncodedUnits;
 use crate::error::{Error, ErrorKind};
 use crate::frame::{AccessUnit, ParameterSets, SourceState};
-use crate::transcode::EncodedUnits;
 
 /// Size, rate and bitrate of the test pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]

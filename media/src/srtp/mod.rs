@@ -1,4 +1,4 @@
-//! SRTP and SRTCP (RFC 3711) for the suites HomeKit negotiates (HAP §7.4, §7.8):
+//! SRTP and SRTCP (RFC 3711) for the suites a controller negotiates:
 //! AES_CM_128_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_80 (RFC 6188) and "none".
 //!
 //! One [`SrtpContext`] per direction: the sender protects its RTP and RTCP with the key it
@@ -6,7 +6,7 @@
 //! context keeps per-SSRC state (rollover counter, highest sequence number, SRTCP index, replay
 //! window), needs no runtime and performs no I/O. Keys are zeroized on drop and never printed.
 //!
-//! Key derivation rate is 0 and no MKI is used, as in HomeKit and ffmpeg.
+//! Key derivation rate is 0 and no MKI is used, as the controllers and ffmpeg do.
 #![deny(clippy::indexing_slicing)]
 
 mod keys;
@@ -28,34 +28,15 @@ use crate::rtp::rtp_header_len;
 /// An SRTP crypto suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SrtpSuite {
-    /// AES-128 counter mode, HMAC-SHA1 with an 80-bit tag (RFC 3711; HAP value 0).
+    /// AES-128 counter mode, HMAC-SHA1 with an 80-bit tag (RFC 3711).
     AesCm128HmacSha1_80,
-    /// AES-256 counter mode, HMAC-SHA1 with an 80-bit tag (RFC 6188; HAP value 1).
+    /// AES-256 counter mode, HMAC-SHA1 with an 80-bit tag (RFC 6188).
     AesCm256HmacSha1_80,
-    /// No encryption and no authentication: packets go out as plain RTP/RTCP (HAP value 2).
+    /// No encryption and no authentication: packets go out as plain RTP/RTCP.
     Null,
 }
 
 impl SrtpSuite {
-    /// The suite for a HAP "SRTP crypto suite" value (HAP §7.4).
-    pub fn from_hap(value: u8) -> Option<Self> {
-        match value {
-            0 => Some(Self::AesCm128HmacSha1_80),
-            1 => Some(Self::AesCm256HmacSha1_80),
-            2 => Some(Self::Null),
-            _ => None,
-        }
-    }
-
-    /// The HAP "SRTP crypto suite" value.
-    pub fn hap_value(self) -> u8 {
-        match self {
-            Self::AesCm128HmacSha1_80 => 0,
-            Self::AesCm256HmacSha1_80 => 1,
-            Self::Null => 2,
-        }
-    }
-
     /// Master key length in bytes (0 for [`Null`](Self::Null)).
     pub fn key_len(self) -> usize {
         match self {

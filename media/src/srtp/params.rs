@@ -1,5 +1,5 @@
 //! Master key and salt as base64 of key || salt: ffmpeg's `-srtp_out_params`, SDES `inline:`
-//! (RFC 4568 §6.1) and the HAP-python / HAP-NodeJS ffmpeg command lines (HAP §7.8).
+//! (RFC 4568 §6.1) and the ffmpeg command lines of the Python and Node.js camera bridges.
 
 use std::fmt;
 

@@ -9,26 +9,26 @@
 
 pub mod scale;
 
+pub use crate::encoded::EncodedUnits;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use openh264::OpenH264API;
 use openh264::encoder::{
-    BitRate, Complexity, EncodedBitStream, Encoder, EncoderConfig, FrameRate, FrameType,
-    IntraFramePeriod, Profile, RateControlMode, UsageType,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    RateControlMode, UsageType,
 };
 use openh264::formats::YUVSlices;
 use tokio::sync::Notify;
 
 use crate::decode::{SourceDecoder, Stamp};
 use crate::error::{Error, ErrorKind};
-use crate::frame::{AccessUnit, ParameterSets, strip_start_code};
+use crate::frame::{AccessUnit, ParameterSets};
 use crate::h264::H264Profile;
-use crate::h264::{NalType, nal_type};
 use crate::hub::Subscription;
 use scale::{PlanarRef, Scaler};
 
@@ -444,40 +444,6 @@ fn new_encoder(params: &TranscodeParams, bitrate: u32) -> Result<Encoder, openh2
             config.intra_frame_period(IntraFramePeriod::from_num_frames(params.keyframe_interval));
     }
     Encoder::with_api_config(OpenH264API::from_source(), config)
-}
-
-/// The NAL units of one openh264 output picture, start codes removed: its SPS and PPS (an IDR
-/// carries them), and the picture's own units (access unit delimiters and SEI dropped).
-pub struct EncodedUnits {
-    /// The sequence parameter set, when the encoder emitted one.
-    pub sps: Option<Bytes>,
-    /// The picture parameter set, when the encoder emitted one.
-    pub pps: Option<Bytes>,
-    /// The picture's slice units.
-    pub nals: Vec<Bytes>,
-}
-
-impl EncodedUnits {
-    /// Splits an encoder output.
-    pub fn of(stream: &EncodedBitStream<'_>) -> Self {
-        let mut out = Self {
-            sps: None,
-            pps: None,
-            nals: Vec::new(),
-        };
-        for layer in (0..stream.num_layers()).filter_map(|i| stream.layer(i)) {
-            for raw in (0..layer.nal_count()).filter_map(|i| layer.nal_unit(i)) {
-                let unit = Bytes::copy_from_slice(strip_start_code(raw));
-                match nal_type(&unit) {
-                    Some(NalType::SPS) => out.sps = Some(unit),
-                    Some(NalType::PPS) => out.pps = Some(unit),
-                    Some(NalType::AUD | NalType::SEI) | None => {}
-                    Some(_) => out.nals.push(unit),
-                }
-            }
-        }
-        out
-    }
 }
 
 /// Encodes one picture into an [`AccessUnit`] carrying its source stamp.

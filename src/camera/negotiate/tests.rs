@@ -163,3 +163,47 @@ fn the_local_address_follows_the_connection_and_the_controller_ip_version() {
     assert!(local_ip_for(v4, ctl6).is_err());
     assert!(local_ip_for(v6, ctl4).is_err());
 }
+
+#[test]
+fn hap_suite_and_profile_values_map_to_media_and_unknown_ones_are_refused() {
+    // The HAP wire values (SRTP crypto suite §7.4, H.264 ProfileID §7.2) are mapped here and
+    // only here: media knows its suites and profiles by name.
+    for (value, suite, key_len, salt_len) in [
+        (0, SrtpSuite::AesCm128HmacSha1_80, 16, 14),
+        (1, SrtpSuite::AesCm256HmacSha1_80, 32, 14),
+        (2, SrtpSuite::Null, 0, 0),
+    ] {
+        let params = SrtpParams {
+            suite: SrtpCryptoSuite(value),
+            key: vec![7; key_len],
+            salt: vec![9; salt_len],
+        };
+        assert_eq!(srtp_keys(&params).unwrap().suite, suite);
+    }
+    let unknown = SrtpParams {
+        suite: SrtpCryptoSuite(3),
+        key: Vec::new(),
+        salt: Vec::new(),
+    };
+    assert!(matches!(
+        srtp_keys(&unknown),
+        Err(e) if e.0.contains("SRTP crypto suite 3")
+    ));
+    let ep = Endpoints::from_request(&ios_setup(), 1).unwrap();
+    let mut v = video(640, 360, 30, 300);
+    for (value, profile) in [
+        (0, H264Profile::ConstrainedBaseline),
+        (1, H264Profile::Main),
+        (2, H264Profile::High),
+    ] {
+        v.profile = Some(HapProfile(value));
+        assert_eq!(stream_params(&ep, &v, 0, 0).unwrap().max_profile, profile);
+    }
+    v.profile = Some(HapProfile(3));
+    assert!(
+        stream_params(&ep, &v, 0, 0)
+            .unwrap_err()
+            .0
+            .contains("H.264 profile 3")
+    );
+}

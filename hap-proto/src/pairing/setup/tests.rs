@@ -126,9 +126,9 @@ fn wrong_proof_is_authentication_and_counts() {
     let mut machine = PairSetup::new();
     f.send(&mut machine, 1, &M1).unwrap();
     let mut m3 = Writer::new();
-    m3.put_u8(TlvType::STATE.0, 3)
-        .put(TlvType::PUBLIC_KEY.0, &[2])
-        .put(TlvType::PROOF.0, &[0; 64]);
+    m3.put_u8(TlvType::STATE, 3)
+        .put(TlvType::PUBLIC_KEY, &[2])
+        .put(TlvType::PROOF, &[0; 64]);
     let reply = f.send(&mut machine, 1, &m3.into_vec()).unwrap();
     // hap-reference §10.5 "Error: wrong setup code".
     assert_eq!(reply.body, hex!("06 01 04 07 01 02"));
@@ -144,9 +144,9 @@ fn public_key_zero_mod_n_is_authentication_without_count() {
     let mut machine = PairSetup::new();
     f.send(&mut machine, 1, &M1).unwrap();
     let mut m3 = Writer::new();
-    m3.put_u8(TlvType::STATE.0, 3)
-        .put(TlvType::PUBLIC_KEY.0, srp::modulus_bytes())
-        .put(TlvType::PROOF.0, &[0; 64]);
+    m3.put_u8(TlvType::STATE, 3)
+        .put(TlvType::PUBLIC_KEY, srp::modulus_bytes())
+        .put(TlvType::PROOF, &[0; 64]);
     let reply = f.send(&mut machine, 1, &m3.into_vec()).unwrap();
     assert_eq!(reply.body, hex!("06 01 04 07 01 02"));
     assert_eq!(

@@ -49,20 +49,16 @@ fn parses_every_captured_sps() {
 }
 
 #[test]
-fn profiles_map_to_homekit_profiles() {
+fn profiles_map_to_the_smallest_decoder_profile() {
     assert_eq!(
-        by_name("base360").hap_profile(),
+        by_name("base360").min_profile(),
         Some(H264Profile::ConstrainedBaseline)
     );
-    assert_eq!(by_name("main720").hap_profile(), Some(H264Profile::Main));
-    assert_eq!(by_name("high1080").hap_profile(), Some(H264Profile::High));
-    assert_eq!(by_name("high444").hap_profile(), None);
+    assert_eq!(by_name("main720").min_profile(), Some(H264Profile::Main));
+    assert_eq!(by_name("high1080").min_profile(), Some(H264Profile::High));
+    assert_eq!(by_name("high444").min_profile(), None);
     assert_eq!(by_name("base360").profile_level_id(), "42c01e");
     assert_eq!(by_name("high1080").profile_level_id(), "640028");
-    for v in 0..3 {
-        assert_eq!(H264Profile::from_hap(v).unwrap().hap_value(), v);
-    }
-    assert_eq!(H264Profile::from_hap(3), None);
 }
 
 #[test]
