@@ -2,7 +2,8 @@
 """Import cycles between modules of each crate of the workspace.
 
 For every module, the modules of its sibling subtrees that it (or anything under it) names through
-`crate::` paths or `super::` paths are its dependencies. At each level of the module tree, the
+`crate::` paths or `super::` paths are its dependencies. Test-only modules (`#[cfg(test)] mod`,
+in their own file or inline) are left out: they may use any part of the crate. At each level of the module tree, the
 siblings' dependencies must form no cycle: `a -> b -> a` is reported with the lines that make each
 edge. A module using its own children or its parent is not a dependency in this sense (that is
 the module tree itself).
@@ -19,6 +20,33 @@ DEFAULT_ROOTS = ["src", "hap-proto/src", "media/src", "test-support/src"]
 PATH_RE = re.compile(r"\b(crate|super)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
 USE_GROUP_RE = re.compile(r"\buse\s+(crate|super)((?:::[A-Za-z_][A-Za-z0-9_]*)*)::\{([^;]*)\}", re.S)
 MOD_RE = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([A-Za-z_][A-Za-z0-9_]*)\s*;", re.M)
+TEST_MOD_RE = re.compile(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([A-Za-z_][A-Za-z0-9_]*)\s*([;{])")
+
+
+def strip_test_modules(text):
+    """The text without inline `#[cfg(test)] mod x { ... }` blocks, and the names of
+    `#[cfg(test)] mod x;` declarations."""
+    skipped = set()
+    out, pos = [], 0
+    for m in TEST_MOD_RE.finditer(text):
+        if m.start() < pos:
+            continue
+        if m.group(2) == ";":
+            skipped.add(m.group(1))
+            continue
+        depth, i = 0, m.end() - 1
+        while i < len(text):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        out.append(text[pos:m.start()])
+        pos = i + 1
+    out.append(text[pos:])
+    return "".join(out), skipped
 PATH_ATTR_RE = re.compile(r"#\[path\s*=\s*\"([^\"]+)\"\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([A-Za-z_][A-Za-z0-9_]*)\s*;")
 
 
@@ -37,7 +65,7 @@ def module_files(root):
 
     def visit(path, file):
         mods[path] = file
-        text = open(file, encoding="utf-8").read()
+        text, test_mods = strip_test_modules(open(file, encoding="utf-8").read())
         base = os.path.dirname(file)
         stem = os.path.splitext(os.path.basename(file))[0]
         own_dir = base if stem in ("lib", "main", "mod") else os.path.join(base, stem)
@@ -46,7 +74,7 @@ def module_files(root):
             if os.path.exists(target):
                 visit(path + (name,), target)
         for name in MOD_RE.findall(text):
-            if path + (name,) in mods:
+            if path + (name,) in mods or name in test_mods:
                 continue
             for cand in (os.path.join(own_dir, name + ".rs"), os.path.join(own_dir, name, "mod.rs")):
                 if os.path.exists(cand):
@@ -61,7 +89,7 @@ def references(mods):
     """(from module, to module, line) for every crate:: / super:: path naming a module."""
     out = []
     for path, file in mods.items():
-        text = strip_comments(open(file, encoding="utf-8").read())
+        text = strip_comments(strip_test_modules(open(file, encoding="utf-8").read())[0])
         lines = text.split("\n")
         for lineno, line in enumerate(lines, 1):
             pass

@@ -87,6 +87,9 @@ if cargo tree -p media --no-default-features -e normal --prefix none --locked \
   exit 1
 fi
 
+step "module layering: no import cycle between the modules of any crate"
+python3 tests/import_cycles.py
+
 step "sans-IO boundary: media names nothing of HomeKit"
 # HAP names as words (underscores and dashes separate words, so `from_hap` and `HAP-python`
 # count), comments included; the product name `hap-bridge` is not a HAP name. The HAP wire

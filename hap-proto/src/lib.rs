@@ -33,8 +33,10 @@ pub mod camera;
 pub mod crypto;
 pub mod db;
 mod decode_error;
+mod device_id;
 pub mod error;
-pub mod events;
+/// Event notifications (HAP §6.8), kept per connection in the database's client state.
+pub use db::events;
 pub mod http;
 pub mod mdns;
 pub mod pairing;

@@ -3,7 +3,7 @@
 //! This module only builds the ordered key/value list; the bridge hands it to its mDNS responder
 //! and re-announces it when `c#` or the paired state changes (HAP §8.4).
 
-use crate::pairing::DeviceId;
+use crate::device_id::DeviceId;
 
 /// The DNS-SD service type of HAP over IP (HAP §8), with the `local.` domain.
 pub const SERVICE_TYPE: &str = "_hap._tcp.local.";

@@ -20,6 +20,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use crate::CryptoRandom;
+use crate::db::events;
 use crate::db::{Change, ClientState, Database, HapStatus, WriteHandler};
 use crate::error::Error;
 use crate::http::{ContentType, Method, Parsed, Request, RequestParser, Status, encode_response};
@@ -30,7 +32,6 @@ use crate::pairing::{AccessoryIdentity, Pairing, PairingId, PairingStore};
 use crate::session::Session;
 use crate::setup::SetupCode;
 use crate::tlv8::{TlvType, Writer};
-use crate::{CryptoRandom, events};
 
 /// What one request needs from the accessory server.
 pub struct ServerContext<'a> {

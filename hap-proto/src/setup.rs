@@ -14,7 +14,7 @@ use sha2::{Digest, Sha512};
 use zeroize::Zeroize;
 
 use crate::CryptoRandom;
-use crate::pairing::DeviceId;
+use crate::device_id::DeviceId;
 
 /// An 8-digit setup code, `XXX-XX-XXX` (HAP §9.1). Its dashed form is the SRP password.
 ///

@@ -3,7 +3,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use base64::Engine as _;
 use hex_literal::hex;
 
+use super::rtp_config::SupportedRtpType;
 use super::*;
+use crate::tlv8::decode;
 
 fn capture(name: &str) -> Vec<u8> {
     let text = include_str!("../../testdata/camera/captures.txt");
@@ -235,4 +237,29 @@ fn malformed_inputs_are_errors_not_panics() {
     for cut in 0..full.len() {
         let _ = SelectedStreamConfig::decode(&full[..cut]);
     }
+}
+
+// TLV8 lists as cameras and controllers write them (moved from tlv8: they need camera types).
+
+#[test]
+fn camera_list_with_00_separators() {
+    // Aqara G3 Supported RTP Configuration (go2rtc capture): SRTP suites [0, 1, 2].
+    let bytes = hex!("02 01 00 00 00 02 01 01 00 00 02 01 02");
+    let items = decode(&bytes).unwrap();
+    let suites: Vec<u8> = items
+        .split(ListSeparator)
+        .iter()
+        .filter_map(|e| e.get_u8(SupportedRtpType::SrtpCryptoSuite))
+        .collect();
+    assert_eq!(suites, [0, 1, 2]);
+    assert_eq!(items.encode(), bytes);
+}
+
+#[test]
+fn list_without_separators_is_tolerated() {
+    // HAP-python writes camera list entries back to back.
+    let bytes = hex!("02 01 00 02 01 01");
+    let items = decode(&bytes).unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items.get_unique(SupportedRtpType::SrtpCryptoSuite).is_err());
 }

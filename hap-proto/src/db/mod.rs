@@ -29,6 +29,7 @@
 //! ```
 
 pub(crate) mod change;
+pub mod events;
 mod iid;
 mod json;
 mod read;
@@ -49,7 +50,7 @@ pub use value::{
 };
 pub use write::{WriteHandler, WriteRequest, WriteResponse, WriteResult};
 
-use crate::events::EventQueue;
+use events::EventQueue;
 
 /// A service or characteristic type: an Apple-defined UUID
 /// `000000XX-0000-1000-8000-0026BB765291`, kept as its short number, or another UUID.

@@ -1,8 +1,6 @@
 use hex_literal::hex;
 
 use super::*;
-use crate::camera::ListSeparator;
-use crate::camera::rtp_config::SupportedRtpType;
 
 #[test]
 fn pair_setup_m1_vector() {
@@ -116,29 +114,6 @@ fn pairing_list_with_ff_separators() {
     assert_eq!(entries[0].get(TlvType::IDENTIFIER), Some(&id1[..]));
     assert_eq!(entries[1].get(TlvType::IDENTIFIER), Some(&id2[..]));
     assert_eq!(entries[1].get_u8(TlvType::PERMISSIONS), Some(0));
-}
-
-#[test]
-fn camera_list_with_00_separators() {
-    // Aqara G3 Supported RTP Configuration (go2rtc capture): SRTP suites [0, 1, 2].
-    let bytes = hex!("02 01 00 00 00 02 01 01 00 00 02 01 02");
-    let items = decode(&bytes).unwrap();
-    let suites: Vec<u8> = items
-        .split(ListSeparator)
-        .iter()
-        .filter_map(|e| e.get_u8(SupportedRtpType::SrtpCryptoSuite))
-        .collect();
-    assert_eq!(suites, [0, 1, 2]);
-    assert_eq!(items.encode(), bytes);
-}
-
-#[test]
-fn list_without_separators_is_tolerated() {
-    // HAP-python writes camera list entries back to back.
-    let bytes = hex!("02 01 00 02 01 01");
-    let items = decode(&bytes).unwrap();
-    assert_eq!(items.len(), 2);
-    assert!(items.get_unique(SupportedRtpType::SrtpCryptoSuite).is_err());
 }
 
 #[test]

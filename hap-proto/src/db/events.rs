@@ -30,8 +30,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::db::change::{Change, CharId};
-use crate::db::value::Value;
+use super::change::{Change, CharId};
+use super::value::Value;
 use crate::http::encode_event;
 
 /// The pending events of one connection.
