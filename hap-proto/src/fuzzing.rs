@@ -261,6 +261,7 @@ pub fn connection(data: &[u8]) {
     let mut conn = Connection::new(ConnectionId(1));
     let now = Instant::now();
     let mut responses = ClientConnection::new();
+    let mut admission = crate::admission::AdmitAll;
     for msg in messages(data) {
         let mut cx = ServerContext {
             identity: &identity,
@@ -271,6 +272,7 @@ pub fn connection(data: &[u8]) {
             handler: &mut (),
             now,
             rng: &mut rng,
+            admission: &mut admission,
         };
         if conn.handle_input(msg, &mut cx).is_err() {
             break;

@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::CryptoRandom;
+use crate::admission::{Admission, CostlyStep};
 use crate::db::events;
 use crate::db::{Change, ClientState, Database, HapStatus, WriteHandler};
 use crate::error::Error;
@@ -31,7 +32,7 @@ use crate::pairing::verify::{PairVerify, VerifyContext};
 use crate::pairing::{AccessoryIdentity, Pairing, PairingId, PairingStore};
 use crate::session::Session;
 use crate::setup::SetupCode;
-use crate::tlv8::{TlvType, Writer};
+use crate::tlv8::{self, TlvError, TlvType, Writer};
 
 /// What one request needs from the accessory server.
 pub struct ServerContext<'a> {
@@ -51,6 +52,8 @@ pub struct ServerContext<'a> {
     pub now: Instant,
     /// Randomness.
     pub rng: &'a mut dyn CryptoRandom,
+    /// Whether costly unauthenticated steps (pair-setup and pair-verify M1) may run now.
+    pub admission: &'a mut dyn Admission,
 }
 
 /// Something the caller must act on.
@@ -134,6 +137,8 @@ pub struct Connection {
     events: VecDeque<ConnectionEvent>,
     /// A `/resource` request awaiting the caller's answer.
     awaiting_snapshot: bool,
+    /// Requests may be waiting in the parser: a turn stopped at [`MAX_REQUESTS_PER_TURN`].
+    backlog: bool,
     closing: Option<CloseReason>,
 }
 
@@ -151,6 +156,7 @@ impl Connection {
             out: Vec::new(),
             events: VecDeque::new(),
             awaiting_snapshot: false,
+            backlog: false,
             closing: None,
         }
     }
@@ -179,6 +185,20 @@ impl Connection {
         };
         self.drive(&mut parsed, cx);
         Ok(())
+    }
+
+    /// Whether requests that arrived are still waiting because a turn handled
+    /// [`MAX_REQUESTS_PER_TURN`] already: the caller releases what it holds (its server lock),
+    /// lets others run, and calls [`Connection::resume`] before reading more input.
+    pub fn has_backlog(&self) -> bool {
+        self.backlog && !self.awaiting_snapshot && self.closing.is_none()
+    }
+
+    /// Handles the next requests of the backlog (at most [`MAX_REQUESTS_PER_TURN`]).
+    pub fn resume(&mut self, cx: &mut ServerContext<'_>) {
+        self.backlog = false;
+        let mut parsed = self.parser.poll();
+        self.drive(&mut parsed, cx);
     }
 
     /// Bytes to write to the socket, if any.
@@ -274,8 +294,10 @@ impl Connection {
         self.closing.as_ref()
     }
 
-    /// Processes complete requests one at a time, then sends due events.
+    /// Processes complete requests one at a time, at most [`MAX_REQUESTS_PER_TURN`] (the rest
+    /// waits in the parser, see [`Connection::has_backlog`]), then sends due events.
     fn drive(&mut self, parsed: &mut Parsed, cx: &mut ServerContext<'_>) {
+        let mut handled = 0;
         loop {
             if self.awaiting_snapshot || self.closing.is_some() {
                 return;
@@ -291,6 +313,12 @@ impl Connection {
             }
             if self.awaiting_snapshot || self.closing.is_some() {
                 return;
+            }
+            handled += 1;
+            if handled == MAX_REQUESTS_PER_TURN {
+                // The next requests stay in the parser for the next turn.
+                self.backlog = true;
+                break;
             }
             *parsed = self.parser.poll();
         }
@@ -356,9 +384,15 @@ impl Connection {
     }
 
     fn pair_setup(&mut self, req: &Request, cx: &mut ServerContext<'_>) {
-        let Phase::Plain { setup, .. } = &mut self.phase else {
+        if !matches!(self.phase, Phase::Plain { .. }) {
             // HAP §2.5: pair-setup only on a plain connection.
             self.respond(Status::BAD_REQUEST, None);
+            return;
+        }
+        if !self.admitted(&req.body, CostlyStep::PairSetupStart, cx) {
+            return;
+        }
+        let Phase::Plain { setup, .. } = &mut self.phase else {
             return;
         };
         let mut scx = SetupContext {
@@ -386,8 +420,14 @@ impl Connection {
     }
 
     fn pair_verify(&mut self, req: &Request, cx: &mut ServerContext<'_>) {
-        let Phase::Plain { verify, .. } = &mut self.phase else {
+        if !matches!(self.phase, Phase::Plain { .. }) {
             self.respond(Status::BAD_REQUEST, None);
+            return;
+        }
+        if !self.admitted(&req.body, CostlyStep::PairVerifyStart, cx) {
+            return;
+        }
+        let Phase::Plain { verify, .. } = &mut self.phase else {
             return;
         };
         let mut vcx = VerifyContext {
@@ -426,6 +466,24 @@ impl Connection {
             }
             Err(_) => self.respond(Status::BAD_REQUEST, None),
         }
+    }
+
+    /// Whether a pair-setup or pair-verify body may be handled: an M1 (`State=1`), whose
+    /// cryptography is costly and unauthenticated, only when the caller admits it (see
+    /// [`crate::admission`]); a refused one is answered `State=2, Error=Busy` here.
+    fn admitted(&mut self, body: &[u8], step: CostlyStep, cx: &mut ServerContext<'_>) -> bool {
+        let is_m1 = tlv8::decode(body)
+            .ok()
+            .and_then(|items| items.get_u8(TlvType::STATE))
+            == Some(1);
+        if !is_m1 || cx.admission.admit(step, cx.now) {
+            return true;
+        }
+        let mut w = Writer::new();
+        w.put_u8(TlvType::STATE, 2)
+            .put_u8(TlvType::ERROR, TlvError::BUSY.0);
+        self.respond(Status::OK, Some((ContentType::PairingTlv8, &w.into_vec())));
+        false
     }
 
     fn pairings(&mut self, req: &Request, cx: &mut ServerContext<'_>) {
@@ -537,3 +595,8 @@ fn parse_snapshot(body: &[u8]) -> Option<SnapshotRequest> {
 
 /// The largest snapshot side we accept (larger requests are malformed).
 const MAX_SNAPSHOT_SIDE: u32 = 7680;
+
+/// Requests one turn of [`Connection::handle_input`] or [`Connection::resume`] handles at most:
+/// a single read can hold a hundred pipelined requests, and the caller holds its server's lock
+/// for a turn.
+pub const MAX_REQUESTS_PER_TURN: usize = 8;

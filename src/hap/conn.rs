@@ -16,6 +16,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::admission::ForPeer;
 use super::{ConnectionCommand, ServerState};
 use crate::camera::{RequestOrigin, Routes};
 
@@ -126,6 +127,11 @@ async fn serve(
                 if let Err(reason) = answer(link, &mut conn, &mut wr, events, verified).await {
                     break reason;
                 }
+                // Requests beyond one turn's bound wait in the connection: the lock is released
+                // between turns and other tasks run (hap_proto::server::MAX_REQUESTS_PER_TURN).
+                if let Err(reason) = drain_backlog(link, &mut conn, &mut wr, verified).await {
+                    break reason;
+                }
             }
             change = changes.recv() => match change {
                 Ok((origin, change)) => {
@@ -163,6 +169,25 @@ async fn serve(
     let _ = flush(&mut conn, &mut wr).await;
     let _ = wr.shutdown().await;
     reason
+}
+
+/// Handles the requests a read brought beyond one turn, a turn at a time, letting other tasks
+/// (and other connections' requests) run between turns.
+async fn drain_backlog(
+    link: &Link<'_>,
+    conn: &mut Connection,
+    wr: &mut OwnedWriteHalf,
+    verified: &mut bool,
+) -> Result<(), &'static str> {
+    while conn.has_backlog() {
+        tokio::task::yield_now().await;
+        let events = with_context(link, |cx| {
+            conn.resume(cx);
+            take_events(link, conn)
+        });
+        answer(link, conn, wr, events, verified).await?;
+    }
+    Ok(())
 }
 
 /// Writes what the connection transmits and acts on its events. A snapshot's answer lets the
@@ -332,6 +357,10 @@ fn with_context<R>(link: &Link<'_>, f: impl FnOnce(&mut ServerContext<'_>) -> R)
         handler: &mut writes,
         now: Instant::now(),
         rng: &mut shared.rng,
+        admission: &mut ForPeer {
+            limits: &mut shared.limits,
+            peer: link.origin.peer.ip(),
+        },
     };
     f(&mut cx)
 }

@@ -4,6 +4,7 @@
 //! The bridge (aid 1 and its bridged cameras) is one server; each standalone camera is another,
 //! with its own identity, port, pairings and mDNS record.
 
+mod admission;
 mod conn;
 mod serve;
 mod unverified;
@@ -65,6 +66,8 @@ struct Shared {
     rng: StdRng,
     /// Camera writes and snapshots go here.
     cameras: Routes,
+    /// Who may start pair-setup and pair-verify now.
+    limits: admission::PeerLimits,
 }
 
 /// Messages to every connection task of a server.
@@ -177,6 +180,7 @@ impl HapServer {
                 db: params.db,
                 rng: StdRng::from_rng(&mut rand::rng()),
                 cameras: params.cameras,
+                limits: admission::PeerLimits::default(),
             }),
             changes,
             commands,

@@ -18,6 +18,7 @@ mod types;
 pub(crate) mod video_config;
 
 pub use audio_config::{AudioCodecConfig, SupportedAudioConfig};
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use fields::ListSeparator;
 pub use rtp_config::SupportedRtpConfig;
 pub use selected_stream::{RtpParams, SelectedAudio, SelectedStreamConfig, SelectedVideo};

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
+use hap_proto::admission::{Admission, AdmitAll};
 use hap_proto::controller::client::{ClientConnection, Message};
 use hap_proto::controller::setup::{ControllerSetup, PairedAccessory, SrpPadding};
 use hap_proto::controller::verify::{ControllerCredentials, ControllerVerify, ExpectM4};
@@ -45,6 +46,8 @@ pub(crate) struct Server {
     pub(crate) motion: CharId,
     /// Side effects of writes: none.
     handler: (),
+    /// Costly steps: all admitted, unless a test says otherwise.
+    pub(crate) admission: Box<dyn Admission>,
 }
 
 impl Server {
@@ -71,6 +74,7 @@ impl Server {
             now: Instant::now(),
             motion,
             handler: (),
+            admission: Box::new(AdmitAll),
         }
     }
 
@@ -85,6 +89,7 @@ impl Server {
             handler: &mut self.handler,
             now: self.now,
             rng: &mut self.rng,
+            admission: &mut *self.admission,
         }
     }
 }
