@@ -112,6 +112,10 @@ pub enum CloseReason {
     BadRequest,
     /// The controller's pairing was removed.
     PairingRemoved,
+    /// A pair-setup or pair-verify start was refused by the caller's admission: the `Busy`
+    /// answer is flushed, then the connection ends (a peer pipelining starts gets one answer per
+    /// connection, not one per request).
+    Refused,
 }
 
 enum Phase {
@@ -483,6 +487,7 @@ impl Connection {
         w.put_u8(TlvType::STATE, 2)
             .put_u8(TlvType::ERROR, TlvError::BUSY.0);
         self.respond(Status::OK, Some((ContentType::PairingTlv8, &w.into_vec())));
+        self.closing = Some(CloseReason::Refused);
         false
     }
 

@@ -10,7 +10,7 @@ mod common;
 use std::time::Instant;
 
 use hap_proto::admission::{Admission, CostlyStep};
-use hap_proto::server::MAX_REQUESTS_PER_TURN;
+use hap_proto::server::{CloseReason, MAX_REQUESTS_PER_TURN};
 use hap_proto::tlv8::{self, TlvError, TlvType, Writer};
 
 use common::pair::Pair;
@@ -90,13 +90,20 @@ fn a_refused_m1_is_answered_busy_without_its_cryptography() {
     let items = tlv8::decode(&msg.body).unwrap();
     assert_eq!(items.get_u8(TlvType::STATE), Some(2));
     assert!(items.get(TlvType::PUBLIC_KEY).is_some());
-    // The next one on a fresh connection is refused: Busy, no key.
+    // The next one on a fresh connection is refused: Busy, no key, and the connection ends
+    // (the requests pipelined behind it get nothing).
     pair.reconnect();
-    let (msg, _) = pair.call("POST", "/pair-verify", None, &verify_m1());
+    let batch: Vec<u8> = (0..3).flat_map(|_| request(&verify_m1())).collect();
+    let (out, _) = pair.input(&batch);
+    assert_eq!(responses(&out), 1);
+    pair.http.feed(&out).unwrap();
+    let msg = pair.http.poll_message().unwrap().unwrap();
     let items = tlv8::decode(&msg.body).unwrap();
     assert_eq!(items.get_u8(TlvType::ERROR), Some(TlvError::BUSY.0));
     assert!(items.get(TlvType::PUBLIC_KEY).is_none());
+    assert_eq!(pair.conn.closing(), Some(&CloseReason::Refused));
     // Pair-setup M1 goes through admission too.
+    pair.reconnect();
     let mut m1 = Writer::new();
     m1.put_u8(TlvType::STATE, 1).put_u8(TlvType::METHOD, 0);
     let (msg, _) = pair.call("POST", "/pair-setup", None, &m1.into_vec());

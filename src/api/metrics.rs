@@ -96,6 +96,8 @@ struct ServerRow {
 struct Snapshot {
     servers: Vec<ServerRow>,
     active_streams: usize,
+    /// Deferred camera timers pending.
+    camera_timers: usize,
     streams_started: u64,
     /// Every stream of the process: the ended ones and the live ones now.
     totals: StreamTotals,
@@ -137,6 +139,7 @@ impl Snapshot {
         Self {
             servers,
             active_streams: live.len(),
+            camera_timers: cameras.pending_timers(),
             streams_started: cameras.streams_started.load(Ordering::Relaxed),
             totals: cameras.stream_totals(),
             live_key_frames,
@@ -224,6 +227,13 @@ impl Snapshot {
             "Camera video streams running now.",
             Kind::Gauge,
             count(self.active_streams),
+        )?;
+        single(
+            e,
+            "hap_bridge_camera_timers",
+            "Camera timers pending (prepared stream sessions expiring); at most one per stream service.",
+            Kind::Gauge,
+            count(self.camera_timers),
         )?;
         single(
             e,
@@ -412,6 +422,7 @@ mod tests {
                 serving: true,
             }],
             active_streams: 1,
+            camera_timers: 0,
             streams_started: 3,
             totals: StreamTotals {
                 frames: 10,

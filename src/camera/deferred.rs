@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub(super) enum Job {
 pub(crate) struct Deferred {
     jobs: mpsc::UnboundedSender<Job>,
     pool: Arc<Pool>,
+    /// Delayed jobs not run yet.
+    timers: Arc<AtomicUsize>,
 }
 
 /// Sockets bound ahead of time, by local bind address (port 0).
@@ -41,8 +44,14 @@ impl Deferred {
     pub(super) fn start() -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
         let pool = Arc::new(Pool::default());
-        tokio::spawn(run(rx, pool.clone()));
-        Self { jobs, pool }
+        let timers = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(rx, pool.clone(), timers.clone()));
+        Self { jobs, pool, timers }
+    }
+
+    /// Delayed jobs waiting (for metrics: it must stay small however controllers write).
+    pub(super) fn pending_timers(&self) -> usize {
+        self.timers.load(Ordering::Relaxed)
     }
 
     /// Queues a job (never blocks).
@@ -99,13 +108,16 @@ impl Pool {
     }
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Job>, pool: Arc<Pool>) {
+async fn run(mut rx: mpsc::UnboundedReceiver<Job>, pool: Arc<Pool>, timers: Arc<AtomicUsize>) {
     while let Some(job) = rx.recv().await {
         match job {
             Job::Now(f) => f(),
             Job::After(delay, f) => {
+                timers.fetch_add(1, Ordering::Relaxed);
+                let timers = timers.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
+                    timers.fetch_sub(1, Ordering::Relaxed);
                     f();
                 });
             }

@@ -302,6 +302,11 @@ impl CameraManager {
         })
     }
 
+    /// Timers of camera work waiting (stream endpoints expiring): at most one per stream slot.
+    pub(crate) fn pending_timers(&self) -> usize {
+        self.deferred.pending_timers()
+    }
+
     /// Binds stream sockets on the address a controller's HAP connection arrived at (`local`),
     /// so that its Setup Endpoints writes find one ready. Not under a server lock.
     pub(crate) fn prepare_stream_sockets(&self, local: SocketAddr) {

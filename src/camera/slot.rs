@@ -33,6 +33,8 @@ pub(crate) struct Slot {
     state: Mutex<State>,
     /// Active (`B0`): off refuses new sessions and reports the service unavailable.
     active: AtomicBool,
+    /// The slot's one expiry timer is pending (see `arm_expiry`).
+    expiry_armed: AtomicBool,
 }
 
 enum State {
@@ -77,6 +79,7 @@ impl Slot {
             chars,
             state: Mutex::new(State::Idle),
             active: AtomicBool::new(active),
+            expiry_armed: AtomicBool::new(false),
         }
     }
 
@@ -179,16 +182,11 @@ impl Slot {
                 });
                 drop(state);
                 self.sync_status_later(cam, &origin.host);
-                let (weak_cam, host) = (Arc::downgrade(cam), Arc::downgrade(&origin.host));
-                let index = self.index;
-                cam.defer(Job::After(
-                    PREPARE_TIMEOUT,
-                    Box::new(move || {
-                        if let (Some(cam), Some(host)) = (weak_cam.upgrade(), host.upgrade()) {
-                            expire(&*host, &cam, index, session_id);
-                        }
-                    }),
-                ));
+                // One expiry timer per slot, however many Setup Endpoints come: it re-arms itself
+                // for the session prepared last.
+                if !self.expiry_armed.swap(true, Ordering::Relaxed) {
+                    arm_expiry(cam, &origin.host, self.index, PREPARE_TIMEOUT);
+                }
                 WriteResult::Answer(Value::Tlv8(response.encode()))
             }
             Err(e) => {
@@ -406,22 +404,46 @@ fn send(state: &State, control: Control) -> Result<(), HapStatus> {
     }
 }
 
-/// Drops slot `index`'s prepared session `session_id` if it was never started.
-fn expire(server: &dyn CameraHost, cam: &Arc<CameraRuntime>, index: usize, session_id: [u8; 16]) {
+/// Checks slot `index` for an unstarted prepared session `after` from now (see [`expire`]).
+fn arm_expiry(cam: &Arc<CameraRuntime>, host: &Arc<dyn CameraHost>, index: usize, after: Duration) {
+    let (weak_cam, weak_host) = (Arc::downgrade(cam), Arc::downgrade(host));
+    cam.defer(Job::After(
+        after,
+        Box::new(move || {
+            if let (Some(cam), Some(host)) = (weak_cam.upgrade(), weak_host.upgrade()) {
+                expire(&host, &cam, index);
+            }
+        }),
+    ));
+}
+
+/// Drops slot `index`'s prepared session if it was never started within [`PREPARE_TIMEOUT`];
+/// a session prepared since then gets the timer again for the rest of its time.
+fn expire(host: &Arc<dyn CameraHost>, cam: &Arc<CameraRuntime>, index: usize) {
     let Some(slot) = cam.slots.get(index) else {
         return;
     };
-    let expired = {
+    let (expired, rearm) = {
         let mut state = slot.lock();
-        let stale = matches!(&*state, State::Prepared(p) if p.session_id == session_id);
-        if stale {
-            *state = State::Idle;
+        match &*state {
+            State::Prepared(p) if p.since.elapsed() >= PREPARE_TIMEOUT => {
+                *state = State::Idle;
+                (true, None)
+            }
+            State::Prepared(p) => (
+                false,
+                Some(PREPARE_TIMEOUT.saturating_sub(p.since.elapsed())),
+            ),
+            _ => (false, None),
         }
-        stale
     };
+    match rearm {
+        Some(left) => arm_expiry(cam, host, index, left),
+        None => slot.expiry_armed.store(false, Ordering::Relaxed),
+    }
     if expired {
         tracing::info!(camera = %cam.id, slot = index, "stream endpoints expired without a Start");
-        sync_status(server, cam, slot);
+        sync_status(&**host, cam, slot);
     }
 }
 

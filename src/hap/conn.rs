@@ -113,9 +113,12 @@ async fn serve(
                 };
                 last_input = Instant::now();
                 let input = buf.get(..n).unwrap_or_default();
-                let handled = with_context(link, |cx| {
-                    conn.handle_input(input, cx)?;
-                    Ok::<_, hap_proto::Error>(take_events(link, &mut conn))
+                let plaintext = !conn.is_encrypted();
+                let handled = off_the_runtime_if(plaintext, || {
+                    with_context(link, |cx| {
+                        conn.handle_input(input, cx)?;
+                        Ok::<_, hap_proto::Error>(take_events(link, &mut conn))
+                    })
                 });
                 let events = match handled {
                     Ok(events) => events,
@@ -181,9 +184,12 @@ async fn drain_backlog(
 ) -> Result<(), &'static str> {
     while conn.has_backlog() {
         tokio::task::yield_now().await;
-        let events = with_context(link, |cx| {
-            conn.resume(cx);
-            take_events(link, conn)
+        let plaintext = !conn.is_encrypted();
+        let events = off_the_runtime_if(plaintext, || {
+            with_context(link, |cx| {
+                conn.resume(cx);
+                take_events(link, conn)
+            })
         });
         answer(link, conn, wr, events, verified).await?;
     }
@@ -340,6 +346,19 @@ async fn snapshot(
     })
 }
 
+/// Runs `f`, when `costly`, on a thread the runtime gives up for it (`block_in_place`): the
+/// input of a connection that has not completed pair-verify may hold pair-setup or pair-verify
+/// cryptography (bounded per peer, see `admission`), which must not keep the async workers
+/// from the admin API, streams and verified sessions. Verified sessions' requests are cheap and
+/// run in place.
+fn off_the_runtime_if<R>(costly: bool, f: impl FnOnce() -> R) -> R {
+    if costly {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
 /// Runs `f` with the server state locked and borrowed as a [`ServerContext`].
 fn with_context<R>(link: &Link<'_>, f: impl FnOnce(&mut ServerContext<'_>) -> R) -> R {
     let mut shared = link.inner.lock();
@@ -349,8 +368,8 @@ fn with_context<R>(link: &Link<'_>, f: impl FnOnce(&mut ServerContext<'_>) -> R)
         routes: &shared.cameras,
     };
     let mut cx = ServerContext {
-        identity: &shared.identity,
-        setup_code: &shared.setup_code,
+        identity: &link.inner.identity,
+        setup_code: &link.inner.setup_code,
         store: &mut shared.store,
         gate: &mut shared.gate,
         db: &mut shared.db,

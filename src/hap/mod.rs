@@ -10,7 +10,7 @@ mod serve;
 mod unverified;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -58,8 +58,6 @@ pub(crate) struct ServerParams {
 
 /// State shared by a server's connections; locked for the duration of one request.
 struct Shared {
-    identity: AccessoryIdentity,
-    setup_code: SetupCode,
     store: ServerStore,
     gate: PairSetupGate,
     db: Database,
@@ -105,6 +103,15 @@ pub(crate) struct HapServer {
 pub(crate) struct ServerState {
     key: ServerKey,
     name: String,
+    /// Long-term identity (never changes while the server exists).
+    identity: AccessoryIdentity,
+    /// The setup code (applied at start).
+    setup_code: SetupCode,
+    /// Whether any pairing exists, kept in step with the store (read without the lock by the
+    /// admin API, which must not wait for a pairing's cryptography).
+    paired: AtomicBool,
+    /// Accessories in the database (same reason).
+    accessories: AtomicUsize,
     shared: Mutex<Shared>,
     changes: broadcast::Sender<(Option<u64>, Change)>,
     commands: broadcast::Sender<ConnectionCommand>,
@@ -169,12 +176,15 @@ impl HapServer {
             device_id: params.identity.device_id,
             port: local_addr.port(),
         };
+        let accessories = params.db.accessories().len();
         let inner = Arc::new(ServerState {
             key: params.key,
             name: params.name,
+            identity: params.identity,
+            setup_code: params.setup_code,
+            paired: AtomicBool::new(paired),
+            accessories: AtomicUsize::new(accessories),
             shared: Mutex::new(Shared {
-                identity: params.identity,
-                setup_code: params.setup_code,
                 store: params.store,
                 gate: PairSetupGate::new(),
                 db: params.db,
@@ -382,12 +392,11 @@ impl ServerState {
 
     /// The setup code and `X-HM://` URI while unpaired (never once paired).
     pub(crate) fn setup_info(&self) -> Option<(String, String)> {
-        let shared = self.lock();
-        if shared.store.is_paired() {
+        if self.paired.load(Ordering::Relaxed) {
             return None;
         }
-        let uri = setup_uri(&shared.setup_code, &self.setup_id, self.category);
-        Some((shared.setup_code.as_str().to_owned(), uri))
+        let uri = setup_uri(&self.setup_code, &self.setup_id, self.category);
+        Some((self.setup_code.as_str().to_owned(), uri))
     }
 
     /// The configuration number (`c#`) advertised now.
@@ -427,6 +436,8 @@ impl ServerState {
             for (id, value) in carried {
                 let _ = db.set_value(id, value);
             }
+            self.accessories
+                .store(db.accessories().len(), Ordering::Relaxed);
             shared.db = db;
             shared.cameras = cameras;
         }
@@ -444,7 +455,7 @@ impl ServerState {
 
     /// The number of accessories in the database.
     pub(crate) fn accessory_count(&self) -> usize {
-        self.lock().db.accessories().len()
+        self.accessories.load(Ordering::Relaxed)
     }
 
     fn next_connection_id(&self) -> u64 {
@@ -452,6 +463,7 @@ impl ServerState {
     }
 
     fn pairing_changed(&self, paired: bool) {
+        self.paired.store(paired, Ordering::Relaxed);
         let announce = self
             .announce
             .lock()

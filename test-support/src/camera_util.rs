@@ -233,6 +233,7 @@ pub struct Receiver {
     /// The local address.
     pub addr: SocketAddr,
     packets: Arc<AtomicU64>,
+    frames: Arc<AtomicU64>,
     last: Arc<Mutex<Option<Instant>>>,
     stop: Arc<AtomicBool>,
 }
@@ -252,9 +253,10 @@ impl Receiver {
         let addr = socket.local_addr().unwrap();
         let port = addr.port();
         let packets = Arc::new(AtomicU64::new(0));
+        let frames = Arc::new(AtomicU64::new(0));
         let last = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
-        let (p, l, s) = (packets.clone(), last.clone(), stop.clone());
+        let (p, f, l, s) = (packets.clone(), frames.clone(), last.clone(), stop.clone());
         thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while !s.load(Ordering::Relaxed) {
@@ -262,6 +264,11 @@ impl Receiver {
                     // RTP only (RTCP shares the port: payload types 200-204 in the 2nd byte).
                     if n > 12 && !(200..=204).contains(&buf[1]) {
                         p.fetch_add(1, Ordering::Relaxed);
+                        // The marker bit ends a picture (RFC 6184 §5.1); SRTP leaves the
+                        // header in clear.
+                        if buf[1] & 0x80 != 0 {
+                            f.fetch_add(1, Ordering::Relaxed);
+                        }
                         *l.lock().unwrap() = Some(Instant::now());
                     }
                 }
@@ -271,6 +278,7 @@ impl Receiver {
             port,
             addr,
             packets,
+            frames,
             last,
             stop,
         }
@@ -279,6 +287,11 @@ impl Receiver {
     /// RTP packets received so far.
     pub fn packets(&self) -> u64 {
         self.packets.load(Ordering::Relaxed)
+    }
+
+    /// Pictures received so far (RTP packets with the marker bit).
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
     }
 
     /// When the last RTP packet arrived.

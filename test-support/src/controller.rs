@@ -217,6 +217,33 @@ impl Conn {
     }
 }
 
+/// The aid of the accessory whose Name (`23`) is `name`.
+pub fn aid_named(db: &serde_json::Value, name: &str) -> Option<u64> {
+    db["accessories"].as_array()?.iter().find_map(|a| {
+        let named = a["services"].as_array()?.iter().any(|s| {
+            s["characteristics"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "23" && c["value"] == name))
+        });
+        named.then(|| a["aid"].as_u64()).flatten()
+    })
+}
+
+/// `(aid, iid)` of characteristic type `ch` in service type `svc` of accessory `aid`.
+pub fn find_char(db: &serde_json::Value, aid: u64, svc: &str, ch: &str) -> Option<(u64, u64)> {
+    let acc = db["accessories"]
+        .as_array()?
+        .iter()
+        .find(|a| a["aid"] == aid)?;
+    acc["services"]
+        .as_array()?
+        .iter()
+        .filter(|s| s["type"] == svc)
+        .flat_map(|s| s["characteristics"].as_array().into_iter().flatten())
+        .find(|c| c["type"] == ch)
+        .and_then(|c| Some((aid, c["iid"].as_u64()?)))
+}
+
 fn rand_seed() -> u64 {
     use std::hash::{BuildHasher as _, RandomState};
     RandomState::new().hash_one(Instant::now())

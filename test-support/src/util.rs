@@ -235,6 +235,31 @@ impl<B> Bridge<B> {
     pub fn output(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
+
+    /// The address and setup code the standalone camera `id` (named `name`) printed: the last
+    /// "listening on" line after the first `after` lines of output (waits up to 10 s).
+    pub fn standalone_server(&self, id: &str, name: &str, after: usize) -> (SocketAddr, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.output();
+            let lines: Vec<&str> = out.lines().skip(after).collect();
+            let prefix = format!("hap-bridge: HAP server camera:{id} listening on ");
+            let addr = lines.iter().rev().find_map(|l| {
+                l.strip_prefix(prefix.as_str())
+                    .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+            });
+            let code_prefix = format!("{name}: not paired. Setup code ");
+            let code = out.lines().find_map(|l| {
+                l.strip_prefix(code_prefix.as_str())
+                    .map(|r| r[..10].to_owned())
+            });
+            if let (Some(addr), Some(code)) = (addr, code) {
+                return (addr, code);
+            }
+            assert!(Instant::now() < deadline, "no server for {id} in:\n{out}");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl<B> Drop for Bridge<B> {

@@ -879,33 +879,6 @@ fn call_raw(bridge: &Bridge, method: &str, path: &str, body: &str) -> (u16, Stri
     (code, String::from_utf8_lossy(&raw).into_owned())
 }
 
-/// The address and setup code a standalone camera's server printed (the last ones).
-fn standalone_server(bridge: &Bridge, id: &str, name: &str, after: usize) -> (SocketAddr, String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = bridge.output();
-        let lines: Vec<&str> = out.lines().skip(after).collect();
-        let prefix = format!("hap-bridge: HAP server camera:{id} listening on ");
-        let addr = lines.iter().rev().find_map(|l| {
-            l.strip_prefix(prefix.as_str())
-                .and_then(|a| a.trim().parse::<SocketAddr>().ok())
-        });
-        let code_prefix = format!("{name}: not paired. Setup code ");
-        let code = out.lines().find_map(|l| {
-            l.strip_prefix(code_prefix.as_str())
-                .map(|r| r[..10].to_owned())
-        });
-        if let (Some(addr), Some(code)) = (addr, code) {
-            return (addr, code);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no server for {id} in:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_standalone_camera_added_at_run_time_is_its_own_server() {
     let bridge = Bridge::start();
@@ -916,7 +889,7 @@ fn a_standalone_camera_added_at_run_time_is_its_own_server() {
     let (code, reply) = call(&bridge, "POST", CAMERAS, Some(&body));
     assert_eq!(code, 201, "{reply}");
     assert_eq!(reply["aid"], 1);
-    let (addr, code) = standalone_server(&bridge, "porch", "Porch", 0);
+    let (addr, code) = bridge.standalone_server("porch", "Porch", 0);
     assert_eq!(
         reply["setup_code"],
         code.as_str(),
@@ -988,7 +961,7 @@ fn a_standalone_camera_added_at_run_time_is_its_own_server() {
         Some(&serde_json::json!({"enabled": true})),
     );
     assert_eq!(code, 200);
-    let (addr, _) = standalone_server(&bridge, "porch", "Porch", lines_before);
+    let (addr, _) = bridge.standalone_server("porch", "Porch", lines_before);
     let mut c = Conn::open(addr);
     c.pair_verify(&me, &cam).unwrap();
 
@@ -1008,7 +981,7 @@ fn pairings_of_a_switched_off_standalone_camera_are_listed_removed_and_reset() {
         "id": "porch", "name": "Porch", "source": "test-pattern", "mode": "standalone",
     });
     assert_eq!(call(&bridge, "POST", CAMERAS, Some(&body)).0, 201);
-    let (addr, code) = standalone_server(&bridge, "porch", "Porch", 0);
+    let (addr, code) = bridge.standalone_server("porch", "Porch", 0);
     let (admin, user) = (Identity::new(41), Identity::new(42));
     let cam = Conn::open(addr)
         .pair_setup(&admin, &code, SrpPadding::Strip)
@@ -1060,7 +1033,7 @@ fn pairings_of_a_switched_off_standalone_camera_are_listed_removed_and_reset() {
         call(&bridge, "PUT", &porch_url, porch(true).as_ref()).0,
         200
     );
-    let (addr, _) = standalone_server(&bridge, "porch", "Porch", lines_before);
+    let (addr, _) = bridge.standalone_server("porch", "Porch", lines_before);
     let (_, shown) = call(&bridge, "GET", &porch_url, None);
     assert!(
         shown["setup_code"].is_string(),

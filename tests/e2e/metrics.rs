@@ -49,6 +49,7 @@ fn check_families(scrape: &Scrape, text: &str) {
         "hap_bridge_pairings",
         "hap_bridge_accessories",
         "hap_bridge_active_streams",
+        "hap_bridge_camera_timers",
         "hap_bridge_live_stream_key_frames",
         "hap_bridge_live_stream_dropped_frames",
         "process_resident_memory_bytes",

@@ -480,32 +480,7 @@ pub(crate) fn event_value(event: &Message, aid: u64, iid: u64) -> Option<Value> 
         .map(|c| c["value"].clone())
 }
 
-/// The aid of the accessory whose Name (`23`) is `name`.
-pub(crate) fn aid_named(db: &Value, name: &str) -> Option<u64> {
-    db["accessories"].as_array()?.iter().find_map(|a| {
-        let named = a["services"].as_array()?.iter().any(|s| {
-            s["characteristics"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "23" && c["value"] == name))
-        });
-        named.then(|| a["aid"].as_u64()).flatten()
-    })
-}
-
-/// `(aid, iid)` of characteristic type `ch` in service type `svc` of accessory `aid`.
-pub(crate) fn find_char(db: &Value, aid: u64, svc: &str, ch: &str) -> Option<(u64, u64)> {
-    let acc = db["accessories"]
-        .as_array()?
-        .iter()
-        .find(|a| a["aid"] == aid)?;
-    acc["services"]
-        .as_array()?
-        .iter()
-        .filter(|s| s["type"] == svc)
-        .flat_map(|s| s["characteristics"].as_array().into_iter().flatten())
-        .find(|c| c["type"] == ch)
-        .and_then(|c| Some((aid, c["iid"].as_u64()?)))
-}
+pub(crate) use crate::controller::{aid_named, find_char};
 
 fn send_m1(c: &mut Conn) -> Message {
     let mut setup = ControllerSetup::new(
