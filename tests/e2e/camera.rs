@@ -800,3 +800,46 @@ fn the_stream_command_refuses_bad_arguments_naming_them() {
         assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
     }
 }
+
+/// A paired controller writing Setup Endpoints over and over (#17 item 7) piles up nothing:
+/// one expiry timer per stream service, and the sockets handed out are the pool's (a replaced
+/// session's socket is closed).
+#[test]
+fn setup_endpoints_spam_keeps_one_timer_per_stream_service_and_no_socket_pile() {
+    let bridge = Bridge::start();
+    let (mut c, _, _, aid) = connect(&bridge, "Demo Camera");
+    let services = stream_services(&mut c, aid);
+    let pid = bridge.pid().unwrap();
+    let before = udp_sockets(pid);
+    let timers = |bridge: &Bridge| -> u64 {
+        let (code, text) = crate::util::http_text(bridge.api, "GET", "/metrics", None).unwrap();
+        assert_eq!(code, 200);
+        text.lines()
+            .find_map(|l| l.strip_prefix("hap_bridge_camera_timers "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("hap_bridge_camera_timers in /metrics")
+    };
+    for i in 0..300u32 {
+        let s = &services[(i % 2) as usize];
+        let dest = std::net::SocketAddr::from(([127, 0, 0, 1], 40_000));
+        let id = [(i % 251) as u8; 16];
+        write_setup_endpoints(
+            &mut c,
+            s,
+            &setup_endpoints_request(id, dest, &[1; 16], &[2; 14]),
+        );
+    }
+    // The answers of the last writes are real endpoints.
+    let resp = SetupEndpointsResponse::decode(&read_tlv(&mut c, aid, services[1].setup)).unwrap();
+    assert_eq!(resp.status, SetupStatus::SUCCESS);
+    let pending = timers(&bridge);
+    assert!(
+        (1..=2).contains(&pending),
+        "{pending} timers for 300 Setup Endpoints on 2 services"
+    );
+    let after = udp_sockets(pid);
+    assert!(
+        after <= before + 2 + 2 * 4,
+        "UDP sockets went from {before} to {after}: two prepared sessions and the pool"
+    );
+}
