@@ -38,6 +38,14 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
     if config.bridge.bind.len() > 1 {
         tracing::warn!("bridge.bind: only the first address is used: {bind_ip}");
     }
+    if media::transcode::OPENH264_ASSEMBLY {
+        tracing::info!("transcoder: openh264 with its assembly");
+    } else {
+        tracing::warn!(
+            "transcoder: openh264 was built without its assembly (nasm was not found at build \
+             time): transcoding costs about 2.5x as much; install nasm and rebuild"
+        );
+    }
     let manager = CameraManager::new();
     let timings = config.timings;
     let sensors = Arc::new(Sensors::new(
@@ -66,6 +74,7 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
         transcoder: Transcoder {
             engine: "openh264",
             available: true,
+            assembly: media::transcode::OPENH264_ASSEMBLY,
         },
         token,
     });

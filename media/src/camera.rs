@@ -66,8 +66,21 @@ pub struct VideoRequest {
     pub bitrate_bps: u32,
     /// Highest profile the consumer decodes.
     pub max_profile: H264Profile,
-    /// Re-encode even when the source would fit (e.g. to honour the bitrate).
-    pub force_transcode: bool,
+    /// Passthrough when the source fits (auto), always, or never.
+    pub mode: FeedMode,
+}
+
+/// How to choose between passing the camera's pictures through and re-encoding them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FeedMode {
+    /// Pass the source through when it fits the request, re-encode otherwise.
+    #[default]
+    Auto,
+    /// Always pass the source through, even larger than the request (the request's size is
+    /// advisory; its profile limit too).
+    Passthrough,
+    /// Always re-encode (e.g. to honour the bitrate).
+    Transcode,
 }
 
 /// Pictures for one live stream: the camera's own H.264 when it fits the request, else
@@ -120,7 +133,7 @@ impl VideoFeed {
 impl Camera {
     /// Opens a live feed for `request`: picks the stream ([`Camera::pick`]), waits (up to
     /// `wait`) until its SPS is known, then passes it through when it fits
-    /// ([`crate::h264::fits`]) or starts a transcoder otherwise.
+    /// ([`crate::h264::fits`]) or starts a transcoder otherwise; [`FeedMode`] can force either.
     pub async fn open_video(
         &self,
         request: &VideoRequest,
@@ -136,8 +149,10 @@ impl Camera {
             .and_then(|s| s.video);
         let fits =
             sps.is_some_and(|sps| fits(&sps, request.width, request.height, request.max_profile));
-        if fits && !request.force_transcode {
-            return Ok(VideoFeed::Passthrough(sub));
+        match request.mode {
+            FeedMode::Passthrough => return Ok(VideoFeed::Passthrough(sub)),
+            FeedMode::Auto if fits => return Ok(VideoFeed::Passthrough(sub)),
+            FeedMode::Auto | FeedMode::Transcode => {}
         }
         let (width, height) = fit_size(
             sps.map(|s| (s.width, s.height)),

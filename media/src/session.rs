@@ -30,17 +30,8 @@ use crate::srtp::{SrtpContext, SrtpSuite};
 use crate::stats::StreamStats;
 use crate::transcode::TranscodeStats;
 
-/// How to choose between passthrough and re-encoding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Mode {
-    /// Pass the source through when it fits the request, re-encode otherwise.
-    #[default]
-    Auto,
-    /// Always pass through (the request's size is advisory).
-    Passthrough,
-    /// Always re-encode.
-    Transcode,
-}
+/// How to choose between passthrough and re-encoding (the camera's [`FeedMode`]).
+pub use crate::camera::FeedMode as Mode;
 
 /// Everything a stream needs, in media's own terms.
 #[derive(Clone, Debug)]
@@ -545,7 +536,7 @@ fn request_for(params: &StreamParams) -> VideoRequest {
         fps: params.fps,
         bitrate_bps: params.kbps.saturating_mul(1000),
         max_profile: params.max_profile,
-        force_transcode: params.mode == Mode::Transcode,
+        mode: params.mode,
     }
 }
 

@@ -51,6 +51,18 @@ fn status_enable_disable_persist_and_qr() {
     assert_eq!(status["active_streams"], 0);
     assert_eq!(status["transcoder"]["engine"], "openh264");
     assert!(status["transcoder"]["available"].is_boolean());
+    // Built on this machine: with openh264's assembly exactly when nasm is here (tests/run.sh
+    // installs it), and the start-up log says which.
+    let nasm = std::process::Command::new("nasm")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert_eq!(status["transcoder"]["assembly"], nasm, "{status}");
+    assert!(
+        bridge.output().contains("transcoder: openh264"),
+        "{}",
+        bridge.output()
+    );
     assert_eq!(status["port"], bridge.hap.port());
     let uri = status["setup_uri"].as_str().unwrap().to_owned();
     assert!(uri.starts_with("X-HM://"), "{uri}");

@@ -143,7 +143,7 @@ async fn camera_picks_the_stream_that_fits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_video_passes_through_when_the_source_fits() {
-    use media::camera::{Camera, VideoRequest};
+    use media::camera::{Camera, FeedMode, VideoRequest};
     use media::h264::H264Profile;
     let hub = Hub::new(HubConfig {
         name: "cam".into(),
@@ -165,7 +165,7 @@ async fn open_video_passes_through_when_the_source_fits() {
         fps: 30,
         bitrate_bps: 300_000,
         max_profile: H264Profile::High,
-        force_transcode: false,
+        mode: FeedMode::Auto,
     };
     let mut feed = bounded(
         "open",
@@ -198,6 +198,32 @@ async fn open_video_passes_through_when_the_source_fits() {
         .unwrap();
     assert!(first.is_idr);
     assert_eq!(decode_sizes([&*first]), [(320, 180)]);
+    // An explicit passthrough is honoured even though the source is larger than asked.
+    request.mode = FeedMode::Passthrough;
+    let mut feed = bounded(
+        "open",
+        Duration::from_secs(10),
+        camera.open_video(&request, Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    assert!(!feed.is_transcoding(), "passthrough was asked for");
+    let first = bounded("passthrough picture", Duration::from_secs(10), feed.recv())
+        .await
+        .unwrap();
+    assert_eq!(decode_sizes([&*first]), [(640, 360)]);
+    // And an explicit transcode even though it fits.
+    request.mode = FeedMode::Transcode;
+    request.width = 1280;
+    request.height = 720;
+    let feed = bounded(
+        "open",
+        Duration::from_secs(10),
+        camera.open_video(&request, Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    assert!(feed.is_transcoding(), "transcode was asked for");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
