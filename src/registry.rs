@@ -248,6 +248,7 @@ pub(crate) fn media_changed(before: &CameraSettings, after: &CameraSettings) -> 
     before.source != after.source
         || before.substream != after.substream
         || before.always_on != after.always_on
+        || before.transcode != after.transcode
         || before.max_streams != after.max_streams
         || before.mode != after.mode
 }

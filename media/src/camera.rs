@@ -53,6 +53,37 @@ impl Camera {
     }
 }
 
+impl Camera {
+    /// [`Camera::pick`] among the streams not larger than `cap` (in both dimensions); when
+    /// none is known to be, the smallest stream.
+    pub fn pick_up_to(&self, width: u32, height: u32, cap: (u32, u32)) -> &Hub {
+        let within = |hub: &Hub| {
+            hub.video_size()
+                .is_some_and(|(w, h)| w <= cap.0 && h <= cap.1)
+        };
+        let picked = self.pick(width, height);
+        if within(picked) {
+            return picked;
+        }
+        let Some(sub) = &self.sub else {
+            return &self.main;
+        };
+        let other = if std::ptr::eq(picked, sub) {
+            &self.main
+        } else {
+            sub
+        };
+        if within(other) {
+            return other;
+        }
+        match (self.main.video_size(), sub.video_size()) {
+            (Some((mw, mh)), Some((sw, sh))) if mw * mh <= sw * sh => &self.main,
+            (_, Some(_)) => sub,
+            _ => &self.main,
+        }
+    }
+}
+
 /// What a live-stream consumer asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VideoRequest {
@@ -81,6 +112,43 @@ pub enum FeedMode {
     Passthrough,
     /// Always re-encode (e.g. to honour the bitrate).
     Transcode,
+    /// Always pass a stream through: the best-fitting one not larger than `width`×`height` (the
+    /// largest size the consumer was offered), even when it is larger than the request.
+    PassthroughUpTo {
+        /// Largest width passed through.
+        width: u32,
+        /// Largest height passed through.
+        height: u32,
+    },
+}
+
+/// Why a feed passes the source through or re-encodes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FeedReason {
+    /// The source fits the request (size and profile).
+    #[default]
+    Fits,
+    /// The source is larger than the request, or of a higher profile.
+    DoesNotFit,
+    /// The source's size was not known in time.
+    SourceUnknown,
+    /// Passthrough was asked for.
+    PassthroughAsked,
+    /// Re-encoding was asked for.
+    TranscodeAsked,
+}
+
+impl FeedReason {
+    /// A short name (metrics label, API).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fits => "fits",
+            Self::DoesNotFit => "does_not_fit",
+            Self::SourceUnknown => "source_unknown",
+            Self::PassthroughAsked => "passthrough_asked",
+            Self::TranscodeAsked => "transcode_asked",
+        }
+    }
 }
 
 /// Pictures for one live stream: the camera's own H.264 when it fits the request, else
@@ -138,8 +206,13 @@ impl Camera {
         &self,
         request: &VideoRequest,
         wait: Duration,
-    ) -> Result<VideoFeed, Error> {
-        let hub = self.pick(request.width, request.height);
+    ) -> Result<(VideoFeed, FeedReason), Error> {
+        let hub = match request.mode {
+            FeedMode::PassthroughUpTo { width, height } => {
+                self.pick_up_to(request.width, request.height, (width, height))
+            }
+            _ => self.pick(request.width, request.height),
+        };
         let sub = hub.subscribe()?;
         let mut status = hub.watch_status();
         let sps = tokio::time::timeout(wait, status.wait_for(|s| s.video.is_some()))
@@ -149,11 +222,15 @@ impl Camera {
             .and_then(|s| s.video);
         let fits =
             sps.is_some_and(|sps| fits(&sps, request.width, request.height, request.max_profile));
-        match request.mode {
-            FeedMode::Passthrough => return Ok(VideoFeed::Passthrough(sub)),
-            FeedMode::Auto if fits => return Ok(VideoFeed::Passthrough(sub)),
-            FeedMode::Auto | FeedMode::Transcode => {}
-        }
+        let reason = match request.mode {
+            FeedMode::Passthrough | FeedMode::PassthroughUpTo { .. } => {
+                return Ok((VideoFeed::Passthrough(sub), FeedReason::PassthroughAsked));
+            }
+            FeedMode::Auto if fits => return Ok((VideoFeed::Passthrough(sub), FeedReason::Fits)),
+            FeedMode::Auto if sps.is_none() => FeedReason::SourceUnknown,
+            FeedMode::Auto => FeedReason::DoesNotFit,
+            FeedMode::Transcode => FeedReason::TranscodeAsked,
+        };
         let (width, height) = fit_size(
             sps.map(|s| (s.width, s.height)),
             request.width,
@@ -167,7 +244,10 @@ impl Camera {
             profile: request.max_profile,
             keyframe_interval: request.fps.max(1) * KEYFRAME_SECONDS,
         };
-        Ok(VideoFeed::Transcode(Transcoder::start(sub, params)?))
+        Ok((
+            VideoFeed::Transcode(Transcoder::start(sub, params)?),
+            reason,
+        ))
     }
 }
 

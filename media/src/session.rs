@@ -134,6 +134,8 @@ pub struct LiveStats {
     pub stream: StreamStats,
     /// Whether pictures are re-encoded.
     pub transcoding: bool,
+    /// Why they are (or are not).
+    pub feed_reason: crate::camera::FeedReason,
     /// Current size, fps and bit rate.
     pub width: u32,
     /// Current height.
@@ -253,7 +255,7 @@ pub async fn start(
 ) -> Result<StreamHandle, crate::Error> {
     let started = Instant::now();
     let request = request_for(&params);
-    let feed = camera.open_video(&request, FEED_WAIT).await?;
+    let (feed, reason) = camera.open_video(&request, FEED_WAIT).await?;
     let srtp = SrtpContext::new(params.srtp.suite, &params.srtp.key, &params.srtp.salt)
         .map_err(|e| feed_error(&camera, &format!("SRTP keys: {e}")))?;
     let rtp_mtu = params.mtu.saturating_sub(params.srtp.suite.rtp_overhead());
@@ -267,6 +269,7 @@ pub async fn start(
     .map_err(|e| feed_error(&camera, &format!("RTP: {e}")))?;
     let stats = Arc::new(Mutex::new(LiveStats {
         transcoding: feed.is_transcoding(),
+        feed_reason: reason,
         width: params.width,
         height: params.height,
         fps: params.fps,
@@ -384,11 +387,15 @@ impl Sender {
                     // A new feed at the new size; sequence numbers, timestamps and SRTP state
                     // carry on, so the receiver sees one continuous stream.
                     let request = request_for(&self.params);
-                    self.feed = self
+                    let (feed, reason) = self
                         .camera
                         .open_video(&request, FEED_WAIT)
                         .await
                         .map_err(|e| EndReason::Feed(e.to_string()))?;
+                    self.feed = feed;
+                    if let Ok(mut s) = self.stats.lock() {
+                        s.feed_reason = reason;
+                    }
                 } else {
                     self.feed.set_bitrate(kbps.saturating_mul(1000));
                 }

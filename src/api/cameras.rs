@@ -128,6 +128,7 @@ fn view(entry: &CameraEntry, servers: &Servers) -> Json {
         "sensors": sensor_names(&c.sensors),
         "max_streams": c.max_streams,
         "always_on": c.always_on,
+        "transcode": c.transcode.as_str(),
         "origin": entry.origin,
         "aid": servers.camera_aid(&c.id),
         "setup_code": setup.as_ref().map(|(code, _)| code.clone()),

@@ -106,6 +106,8 @@ struct Snapshot {
     camera_snapshots: u64,
     /// RTSP reconnects per camera id.
     reconnects: Vec<(String, u64)>,
+    /// Live streams by (mode, reason).
+    live_modes: std::collections::BTreeMap<(&'static str, &'static str), u64>,
     resident_bytes: Option<u64>,
 }
 
@@ -131,10 +133,20 @@ impl Snapshot {
         let cameras: &CameraManager = &state.streams;
         let live = cameras.streams();
         let (mut live_key_frames, mut live_dropped_frames) = (0u64, 0u64);
+        let mut live_modes = std::collections::BTreeMap::new();
         for s in &live {
-            let st = s.stats().stream;
+            let stats = s.stats();
+            let st = stats.stream;
             live_key_frames = live_key_frames.saturating_add(st.key_frames_sent);
             live_dropped_frames = live_dropped_frames.saturating_add(st.frames_dropped);
+            let mode = if stats.transcoding {
+                "transcode"
+            } else {
+                "passthrough"
+            };
+            *live_modes
+                .entry((mode, stats.feed_reason.as_str()))
+                .or_insert(0) += 1;
         }
         Self {
             servers,
@@ -146,6 +158,7 @@ impl Snapshot {
             live_dropped_frames,
             camera_snapshots: cameras.snapshots.load(Ordering::Relaxed),
             reconnects: cameras.reconnects(),
+            live_modes,
             resident_bytes: resident_bytes(),
         }
     }
@@ -295,6 +308,17 @@ impl Snapshot {
             let labels = [("camera", camera.as_str())];
             Kind::Counter.encode(reconnects.encode_family(&labels)?, *n)?;
         }
+        let mut modes = e.encode_descriptor(
+            "hap_bridge_live_streams",
+            "Live streams by mode (passthrough, transcode) and why (fits, does_not_fit, \
+             source_unknown, passthrough_asked, transcode_asked).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((mode, reason), n) in &self.live_modes {
+            let labels = [("mode", *mode), ("reason", *reason)];
+            Kind::Gauge.encode(modes.encode_family(&labels)?, *n)?;
+        }
         if let Some(rss) = self.resident_bytes {
             single(
                 e,
@@ -433,6 +457,7 @@ mod tests {
             live_dropped_frames: 0,
             camera_snapshots: 5,
             reconnects: vec![("door".to_owned(), 2)],
+            live_modes: [(("transcode", "does_not_fit"), 1)].into_iter().collect(),
             resident_bytes: Some(4096),
         });
         for line in [
@@ -458,6 +483,8 @@ mod tests {
             "hap_bridge_stream_frame_latency_seconds_count 3",
             "# TYPE hap_bridge_rtsp_reconnects_total counter",
             "hap_bridge_rtsp_reconnects_total{camera=\"door\"} 2",
+            "# TYPE hap_bridge_live_streams gauge",
+            "hap_bridge_live_streams{mode=\"transcode\",reason=\"does_not_fit\"} 1",
             "# TYPE process_resident_memory_bytes gauge",
             "process_resident_memory_bytes 4096",
         ] {

@@ -96,6 +96,9 @@ fn describe(s: &StreamEntry) -> Json {
         "fps": live.fps,
         "kbps": live.kbps,
         "mode": if live.transcoding { "transcode" } else { "passthrough" },
+        // Why: fits, does_not_fit, source_unknown, passthrough_asked, transcode_asked (the
+        // camera's `transcode` setting).
+        "mode_reason": live.feed_reason.as_str(),
         "latency_p50_ms": ms(st.latency.p50()),
         "latency_p95_ms": ms(st.latency.p95()),
         "frames": st.frames_sent,

@@ -72,6 +72,16 @@ pub(crate) fn supported_rtp() -> SupportedRtpConfig {
     }
 }
 
+/// The largest picture advertised: the most a controller was told it may get.
+pub(crate) fn largest_size() -> (u32, u32) {
+    SIZES_30
+        .iter()
+        .chain(SIZES_15)
+        .map(|&(w, h)| (u32::from(w), u32::from(h)))
+        .max_by_key(|&(w, h)| w * h)
+        .unwrap_or((1920, 1080))
+}
+
 /// Sizes advertised at 30 fps (hap-reference §7.2 "commonly advertised").
 const SIZES_30: &[(u16, u16)] = &[
     (1920, 1080),

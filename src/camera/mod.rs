@@ -28,7 +28,7 @@ use media::snapshot::Snapshotter;
 use media::source::{RtspConfig, SourceConfig, TestPatternConfig};
 use tokio::sync::watch;
 
-use crate::config::{CameraSettings, Source};
+use crate::config::{CameraSettings, Source, Transcode};
 
 use deferred::{Deferred, Job};
 pub(crate) use host::{CameraHost, RequestOrigin};
@@ -175,6 +175,8 @@ pub(crate) struct CameraRuntime {
     placement: Placement,
     slots: Vec<Slot>,
     manager: Weak<CameraManager>,
+    /// When streams re-encode (the camera's `transcode` setting).
+    transcode: Transcode,
 }
 
 impl CameraRuntime {
@@ -364,6 +366,7 @@ impl CameraManager {
             placement,
             slots,
             manager: Arc::downgrade(self),
+            transcode: cam.transcode,
         });
         let old = self.lock_cameras().insert(cam.id.clone(), runtime.clone());
         if let Some(old) = old {

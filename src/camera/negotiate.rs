@@ -13,6 +13,8 @@ use media::h264::H264Profile;
 use media::session::{Control, Mode, SrtpKeys, StreamParams};
 use media::srtp::SrtpSuite;
 
+use crate::config::Transcode;
+
 /// Why a request cannot be served; the text names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -171,6 +173,19 @@ pub(crate) fn stream_params(
         initial_sequence,
         initial_timestamp,
     })
+}
+
+/// The camera's `transcode` setting as media's feed mode: `never` passes through the best
+/// stream up to the largest size advertised (hap-reference §7.2), even larger than the request.
+pub(crate) fn feed_mode(transcode: Transcode) -> Mode {
+    match transcode {
+        Transcode::Auto => Mode::Auto,
+        Transcode::Always => Mode::Transcode,
+        Transcode::Never => {
+            let (width, height) = super::advert::largest_size();
+            Mode::PassthroughUpTo { width, height }
+        }
+    }
 }
 
 /// Maps a Reconfigure (new size, rate or bit rate, same session) to a `media` control.

@@ -270,7 +270,7 @@ impl Slot {
             return Err(HapStatus::INVALID_VALUE);
         };
         let mut rng = rand::rng();
-        let params = negotiate::stream_params(
+        let mut params = negotiate::stream_params(
             &prepared.endpoints,
             video,
             rng.random(),
@@ -280,6 +280,7 @@ impl Slot {
             tracing::info!(camera = %cam.id, peer = %origin.peer, error = %e, "Start refused");
             HapStatus::INVALID_VALUE
         })?;
+        params.mode = negotiate::feed_mode(cam.transcode);
         let Some(manager) = cam.manager.upgrade() else {
             return Err(HapStatus::SERVICE_COMMUNICATION_FAILURE);
         };

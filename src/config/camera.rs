@@ -38,6 +38,33 @@ pub(crate) struct CameraSettings {
     pub(crate) max_streams: u8,
     /// Keep the RTSP pull running even with no viewer (faster stream start).
     pub(crate) always_on: bool,
+    /// Re-encode when the camera's stream does not fit (auto), never, or always.
+    pub(crate) transcode: Transcode,
+}
+
+/// When a camera's pictures are re-encoded for a live stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Transcode {
+    /// Pass the best-fitting stream through when it fits the request, re-encode otherwise.
+    #[default]
+    Auto,
+    /// Pass the best-fitting stream through, even larger than the request (never above the
+    /// largest size the bridge advertises).
+    Never,
+    /// Always re-encode (to the requested size, rate and bit rate).
+    Always,
+}
+
+impl Transcode {
+    /// The name used in the configuration and the API.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Never => "never",
+            Self::Always => "always",
+        }
+    }
 }
 
 /// Bridged or standalone (ARCHITECTURE.md key decision 1).
@@ -146,6 +173,7 @@ pub(crate) struct CameraFields {
     sensors: Option<Sensors>,
     max_streams: Option<u8>,
     always_on: Option<bool>,
+    transcode: Option<Transcode>,
 }
 
 impl CameraFields {
@@ -161,6 +189,7 @@ impl CameraFields {
         "sensors",
         "max_streams",
         "always_on",
+        "transcode",
     ];
 
     /// A new camera (`current` is `None`: `id`, `name` and `source` required, defaults for the
@@ -240,6 +269,10 @@ impl CameraFields {
                 .always_on
                 .or_else(|| current.map(|c| c.always_on))
                 .unwrap_or(false),
+            transcode: self
+                .transcode
+                .or_else(|| current.map(|c| c.transcode))
+                .unwrap_or_default(),
         })
     }
 }

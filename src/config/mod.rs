@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 mod camera;
 mod source;
 
-pub(crate) use camera::{CameraFields, CameraMode, CameraSettings, Sensors, field_error};
+pub(crate) use camera::{
+    CameraFields, CameraMode, CameraSettings, Sensors, Transcode, field_error,
+};
 pub(crate) use source::{Source, check_source, mask_url};
 
 /// The whole configuration file.
@@ -155,6 +157,7 @@ impl Default for Config {
                 sensors: Sensors::default(),
                 max_streams: DEFAULT_MAX_STREAMS,
                 always_on: false,
+                transcode: Transcode::Auto,
             }],
             timings: Timings::default(),
             api: ApiConfig::default(),

@@ -843,3 +843,72 @@ fn setup_endpoints_spam_keeps_one_timer_per_stream_service_and_no_socket_pile() 
         "UDP sockets went from {before} to {after}: two prepared sessions and the pool"
     );
 }
+
+/// A camera's `transcode` setting (#18 item 4): `never` passes the 1280x720 test pattern
+/// through to a 640x360 request, `always` re-encodes it for a 1280x720 one, `auto` re-encodes
+/// only what does not fit; `/streams` and `/metrics` say which and why.
+#[test]
+fn the_transcode_setting_chooses_passthrough_or_transcode_and_says_why() {
+    let bridge = Bridge::start();
+    for (id, name, transcode) in [
+        ("never", "Never Cam", "never"),
+        ("always", "Always Cam", "always"),
+    ] {
+        let (code, body) = bridge.api_post(
+            "/api/v1/homekit/cameras",
+            &json!({"id": id, "name": name, "source": "test-pattern", "transcode": transcode})
+                .to_string(),
+        );
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(body["transcode"], transcode);
+    }
+    let (mut c, _, _, demo) = connect(&bridge, "Demo Camera");
+    let (_, db) = c.json("GET", "/accessories", None);
+    let never = aid_named(&db, "Never Cam").unwrap();
+    let always = aid_named(&db, "Always Cam").unwrap();
+    let mut keep = Vec::new();
+    for (aid, session, size) in [
+        (never, [0x1; 16], (640, 360, 30)),
+        (always, [0x2; 16], (1280, 720, 30)),
+        (demo, [0x3; 16], (640, 360, 30)),
+    ] {
+        let s = stream_services(&mut c, aid)[0];
+        let rx = Receiver::start();
+        let resp = setup_endpoints(&mut c, &s, session, rx.port);
+        assert_eq!(resp.status, SetupStatus::SUCCESS);
+        let ping = RtcpPinger::start(accessory_addr(&resp));
+        let (code, body) = select(
+            &mut c,
+            &s,
+            &selected(session, SessionCommand::START, size, 1000),
+        );
+        assert_eq!(code, 204, "{body}");
+        assert!(rx.wait_for_packets(10, Duration::from_secs(15)));
+        keep.push((rx, ping));
+    }
+    let (_, streams) = bridge.api_get("/api/v1/homekit/streams");
+    let of = |camera: &str| {
+        streams["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["camera"] == camera)
+            .map(|s| (s["mode"].clone(), s["mode_reason"].clone()))
+            .unwrap_or_else(|| panic!("no {camera} stream in {streams}"))
+    };
+    assert_eq!(
+        of("never"),
+        (json!("passthrough"), json!("passthrough_asked"))
+    );
+    assert_eq!(of("always"), (json!("transcode"), json!("transcode_asked")));
+    assert_eq!(of("demo"), (json!("transcode"), json!("does_not_fit")));
+    let (code, metrics) = crate::util::http_text(bridge.api, "GET", "/metrics", None).unwrap();
+    assert_eq!(code, 200);
+    for line in [
+        "hap_bridge_live_streams{mode=\"passthrough\",reason=\"passthrough_asked\"} 1",
+        "hap_bridge_live_streams{mode=\"transcode\",reason=\"transcode_asked\"} 1",
+        "hap_bridge_live_streams{mode=\"transcode\",reason=\"does_not_fit\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+}

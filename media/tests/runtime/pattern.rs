@@ -137,13 +137,25 @@ async fn camera_picks_the_stream_that_fits() {
     assert_eq!(camera.pick(640, 360).name(), "cam-640");
     assert_eq!(camera.pick(1280, 720).name(), "cam-1920");
     assert_eq!(camera.pick(3840, 2160).name(), "cam-1920");
+    // Never above a cap (what the controller was offered): the substream then.
+    assert_eq!(
+        camera.pick_up_to(1280, 720, (1920, 1080)).name(),
+        "cam-1920"
+    );
+    assert_eq!(camera.pick_up_to(1280, 720, (1280, 720)).name(), "cam-640");
+    assert_eq!(
+        camera.pick_up_to(320, 240, (320, 240)).name(),
+        "cam-640",
+        "smallest"
+    );
     let single = media::camera::Camera::new(hub(1280, 720), None);
     assert_eq!(single.pick(320, 240).name(), "cam-1280");
+    assert_eq!(single.pick_up_to(320, 240, (320, 240)).name(), "cam-1280");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_video_passes_through_when_the_source_fits() {
-    use media::camera::{Camera, FeedMode, VideoRequest};
+    use media::camera::{Camera, FeedMode, FeedReason, VideoRequest};
     use media::h264::H264Profile;
     let hub = Hub::new(HubConfig {
         name: "cam".into(),
@@ -173,7 +185,8 @@ async fn open_video_passes_through_when_the_source_fits() {
         camera.open_video(&request, Duration::from_secs(5)),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .0;
     assert!(!feed.is_transcoding(), "640x360 fits 1280x720");
     let first = bounded("passthrough picture", Duration::from_secs(10), feed.recv())
         .await
@@ -191,7 +204,8 @@ async fn open_video_passes_through_when_the_source_fits() {
         camera.open_video(&request, Duration::from_secs(5)),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .0;
     assert!(feed.is_transcoding(), "640x360 does not fit 320x180");
     let first = bounded("transcoded picture", Duration::from_secs(10), feed.recv())
         .await
@@ -206,8 +220,24 @@ async fn open_video_passes_through_when_the_source_fits() {
         camera.open_video(&request, Duration::from_secs(5)),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .0;
     assert!(!feed.is_transcoding(), "passthrough was asked for");
+    let reason = |request: &VideoRequest| {
+        let camera = &camera;
+        let request = *request;
+        async move {
+            bounded(
+                "open",
+                Duration::from_secs(10),
+                camera.open_video(&request, Duration::from_secs(5)),
+            )
+            .await
+            .unwrap()
+            .1
+        }
+    };
+    assert_eq!(reason(&request).await, FeedReason::PassthroughAsked);
     let first = bounded("passthrough picture", Duration::from_secs(10), feed.recv())
         .await
         .unwrap();
@@ -222,8 +252,15 @@ async fn open_video_passes_through_when_the_source_fits() {
         camera.open_video(&request, Duration::from_secs(5)),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .0;
     assert!(feed.is_transcoding(), "transcode was asked for");
+    assert_eq!(reason(&request).await, FeedReason::TranscodeAsked);
+    request.mode = FeedMode::Auto;
+    assert_eq!(reason(&request).await, FeedReason::Fits);
+    request.width = 320;
+    request.height = 180;
+    assert_eq!(reason(&request).await, FeedReason::DoesNotFit);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
