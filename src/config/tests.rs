@@ -447,3 +447,14 @@ fn parser_messages_name_the_field() {
         assert!(got.starts_with(want), "{got:?} for {path} {message:?}");
     }
 }
+
+#[test]
+fn transcode_is_auto_never_or_always() {
+    let with = |v: &str| format!("{}transcode = \"{v}\"\n", cam("a"));
+    let config = Config::parse(&with("never"), "test.toml").unwrap();
+    assert_eq!(config.cameras[0].transcode, Transcode::Never);
+    let config = Config::parse(&cam("a"), "test.toml").unwrap();
+    assert_eq!(config.cameras[0].transcode, Transcode::Auto, "the default");
+    let got = err(&with("sometimes"));
+    assert!(got.contains("sometimes") && got.contains("never"), "{got}");
+}
