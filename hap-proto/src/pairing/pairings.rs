@@ -380,7 +380,7 @@ mod tests {
         // failure, and the caller still learns the admin is gone, to close its sessions.
         let reply = handle(&w.into_vec(), &admin, &mut store).unwrap();
         assert_eq!(reply.body, [6, 1, 2, 7, 1, 1]);
-        assert_eq!(reply.removed, [admin.clone()]);
+        assert_eq!(reply.removed, std::slice::from_ref(&admin));
         assert!(!reply.now_unpaired);
         assert_eq!(store.0.pairings.len(), 1);
     }
