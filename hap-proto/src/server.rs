@@ -15,7 +15,8 @@
 //! Rules kept here: before pair-verify only `/pair-setup`, `/pair-verify` and (unpaired)
 //! `/identify` are served; anything else gets `470` with `{"status":-70401}` (HAP §5.1). After
 //! pair-verify M4 every byte is framed (§4) and any authentication failure closes the connection
-//! without a response. Events go out only between responses, never inside one (§5.8).
+//! without a response. Events go out only between responses, never inside one (§5.8). Each
+//! encrypted request is served only while the session's controller is still paired (§2.8).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -330,6 +331,9 @@ impl Connection {
     }
 
     fn route(&mut self, req: &Request, cx: &mut ServerContext<'_>) {
+        if !self.controller_still_paired(cx) {
+            return;
+        }
         let path = req.path.as_str();
         let allowed = match path {
             "/pair-setup" | "/pair-verify" | "/pairings" | "/identify" | "/resource" => {
@@ -385,6 +389,21 @@ impl Connection {
             },
             _ => self.respond(Status::NOT_FOUND, None),
         }
+    }
+
+    /// HAP §2.8: a removed controller is cut off. Its sessions are closed when the removal is
+    /// announced, but requests already read (pipelined, or queued behind a snapshot) must not
+    /// run meanwhile: every encrypted request first checks, in the store, that the session's
+    /// controller is still paired, and otherwise the connection closes without serving it.
+    fn controller_still_paired(&mut self, cx: &ServerContext<'_>) -> bool {
+        let paired = match &self.phase {
+            Phase::Encrypted { controller, .. } => cx.store.pairing(controller).is_some(),
+            Phase::Plain { .. } => true,
+        };
+        if !paired {
+            self.closing = Some(CloseReason::PairingRemoved);
+        }
+        paired
     }
 
     fn pair_setup(&mut self, req: &Request, cx: &mut ServerContext<'_>) {

@@ -306,3 +306,64 @@ fn plaintext_response_len(out: &[u8]) -> usize {
         .unwrap();
     head_end + len
 }
+
+#[test]
+fn a_removed_controller_is_not_served_on_its_open_session() {
+    // Removed straight from the store (as another server path or the owner would): the next
+    // request on the open session is not served and the connection closes.
+    let mut pair = Pair::verified(9);
+    let (msg, _) = pair.call("GET", "/accessories", None, b"");
+    assert_eq!(msg.status, 200);
+    pair.server
+        .store
+        .remove_pairing(&PairingId(CONTROLLER_ID.to_vec()))
+        .unwrap();
+    let mut wire = Vec::new();
+    pair.http
+        .request("GET", "/accessories", None, b"", &mut wire)
+        .unwrap();
+    let (out, events) = pair.input(&wire);
+    assert!(out.is_empty(), "nothing is served to a removed controller");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(pair.conn.closing(), Some(&CloseReason::PairingRemoved));
+}
+
+#[test]
+fn requests_queued_behind_a_snapshot_do_not_run_after_the_removal() {
+    let mut pair = Pair::verified(10);
+    let mut wire = Vec::new();
+    let body = br#"{"resource-type":"image","image-width":640,"image-height":360,"aid":1}"#;
+    pair.http
+        .request(
+            "POST",
+            "/resource",
+            Some("application/hap+json"),
+            body,
+            &mut wire,
+        )
+        .unwrap();
+    pair.http
+        .request("GET", "/accessories", None, b"", &mut wire)
+        .unwrap();
+    let (out, events) = pair.input(&wire);
+    assert!(out.is_empty());
+    assert!(matches!(events.as_slice(), [ConnectionEvent::Snapshot(_)]));
+    // The pairing goes while the snapshot is being made.
+    pair.server
+        .store
+        .remove_pairing(&PairingId(CONTROLLER_ID.to_vec()))
+        .unwrap();
+    let (conn, mut cx) = pair.server_end();
+    conn.respond_resource(Ok(vec![0xFF, 0xD8, 0xFF, 0xD9]), &mut cx);
+    let jpeg = pair.pump().unwrap();
+    assert_eq!(
+        jpeg.body,
+        [0xFF, 0xD8, 0xFF, 0xD9],
+        "the answer already due"
+    );
+    assert!(
+        pair.http.poll_message().unwrap().is_none(),
+        "the request queued behind it is not served"
+    );
+    assert_eq!(pair.conn.closing(), Some(&CloseReason::PairingRemoved));
+}

@@ -98,6 +98,7 @@ async fn serve(
     let mut conn = Connection::new(ConnectionId(id));
     let mut changes = inner.changes.subscribe();
     let mut control = inner.commands.subscribe();
+    let stops_seen = inner.stops();
     let (mut rd, mut wr) = socket.into_split();
     let mut buf = vec![0u8; READ_BUFFER];
     let mut last_input = Instant::now();
@@ -154,7 +155,12 @@ async fn serve(
                     }
                 }
                 Ok(ConnectionCommand::Shutdown) | Err(RecvError::Closed) => break "shutdown",
-                Err(RecvError::Lagged(_)) => {}
+                // Control messages were dropped: act on what they could have said.
+                Err(RecvError::Lagged(_)) => {
+                    if let Some(reason) = inner.missed_control(conn.controller(), stops_seen) {
+                        break reason;
+                    }
+                }
             },
             () = sleep_until(wake) => conn.handle_timeout(Instant::now()),
             () = sleep_until(idle_deadline) => break "idle before pair-verify",
@@ -285,9 +291,7 @@ fn handle_event(link: &Link<'_>, event: ConnectionEvent, verified: &mut bool) {
                 let _ = inner.changes.send((Some(id), change));
             }
         }
-        ConnectionEvent::PairSetupRefused { error } => {
-            tracing::warn!(server = %inner.name, %peer, %error, "pair-setup refused");
-        }
+        ConnectionEvent::PairSetupRefused { error } => inner.log_refusal(peer, &error),
         ConnectionEvent::Identify => {
             tracing::info!(server = %inner.name, %peer, "identify requested (unpaired)");
         }

@@ -6,7 +6,11 @@
 
 mod admission;
 mod conn;
+mod log_limit;
+mod pairings;
 mod serve;
+#[cfg(test)]
+mod tests;
 mod unverified;
 
 use std::net::SocketAddr;
@@ -16,9 +20,8 @@ use std::time::Duration;
 
 use hap_proto::db::{Change, CharId, Database, HapStatus, Value};
 use hap_proto::mdns::{TxtParams, txt_record};
-use hap_proto::pairing::removal::{self, Removal};
 use hap_proto::pairing::setup::PairSetupGate;
-use hap_proto::pairing::{AccessoryIdentity, Pairing, PairingId, PairingStore as _};
+use hap_proto::pairing::{AccessoryIdentity, PairingId, PairingStore as _};
 use hap_proto::setup::{Category, SetupCode, SetupId, setup_hash, setup_uri};
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
@@ -129,6 +132,11 @@ pub(crate) struct ServerState {
     unverified: unverified::Unverified,
     /// Snapshots answered with an image (`POST /resource`, HAP §11.5).
     snapshots_served: AtomicU64,
+    /// How many times the server stopped serving: a connection that missed its `Shutdown`
+    /// (a lagged control receiver) sees it changed.
+    stops: AtomicU64,
+    /// Log lines about refused pair-setups, rate-limited.
+    refusals_logged: Mutex<log_limit::LogLimiter>,
 }
 
 /// A server's figures for the admin API and metrics.
@@ -204,6 +212,8 @@ impl HapServer {
             verified: AtomicUsize::new(0),
             unverified: unverified::Unverified::default(),
             snapshots_served: AtomicU64::new(0),
+            stops: AtomicU64::new(0),
+            refusals_logged: Mutex::new(log_limit::LogLimiter::new()),
         });
         // A fresh database may serve a camera runtime that outlived its previous server.
         inner.publish_cameras();
@@ -275,6 +285,7 @@ impl HapServer {
     pub(crate) async fn shutdown(&self) {
         // A listener bound but never served would still complete TCP handshakes: close it.
         drop(self.listener.lock().ok().and_then(|mut l| l.take()));
+        self.inner.stops.fetch_add(1, Ordering::Relaxed);
         let _ = self.inner.commands.send(ConnectionCommand::Shutdown);
         let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
         if let Some(mut tasks) = tasks {
@@ -334,44 +345,19 @@ impl ServerState {
         }
     }
 
-    /// The stored pairings.
-    pub(crate) fn pairings(&self) -> Vec<Pairing> {
-        self.lock().store.pairings()
-    }
-
-    /// The owner removes the pairing `id` (HAP §2.8: with every other one when no admin is
-    /// left); `None` when this server has no such pairing. The removed controllers' sessions
-    /// close, also when the store failed part way (see [`Removal`]).
-    pub(crate) fn remove_pairing(&self, id: &PairingId) -> Option<Removal> {
-        let removal = {
-            let mut shared = self.lock();
-            shared.store.pairing(id)?;
-            removal::remove_pairing(&mut shared.store, id)
-        };
-        self.pairings_removed(&removal.removed, removal.now_unpaired);
-        Some(removal)
-    }
-
-    /// The owner removes every pairing: the accessory becomes unpaired.
-    pub(crate) fn remove_all_pairings(&self) -> Removal {
-        let removal = removal::remove_all(&mut self.lock().store);
-        self.pairings_removed(&removal.removed, removal.now_unpaired);
-        removal
-    }
-
-    /// After pairings were removed (by a controller's request or by the owner): closes the
-    /// removed controllers' sessions and, when none is left, re-announces `sf=1` (HAP §8.4).
-    fn pairings_removed(&self, removed: &[PairingId], now_unpaired: bool) {
-        if removed.is_empty() {
-            return;
-        }
-        let _ = self
-            .commands
-            .send(ConnectionCommand::CloseControllers(Arc::new(
-                removed.to_vec(),
-            )));
-        if now_unpaired {
-            self.pairing_changed(false);
+    /// Logs a refused pair-setup, rate-limited per server (see [`log_limit`]): a peer can cause
+    /// hundreds a second.
+    fn log_refusal(&self, peer: SocketAddr, error: &hap_proto::Error) {
+        let verdict = self
+            .refusals_logged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(std::time::Instant::now());
+        if let log_limit::Verdict::Log { suppressed } = verdict {
+            if suppressed > 0 {
+                tracing::warn!(server = %self.name, suppressed, "more pair-setups refused (not logged: at most {} lines per {:?})", log_limit::LINES_PER_INTERVAL, log_limit::INTERVAL);
+            }
+            tracing::warn!(server = %self.name, %peer, %error, "pair-setup refused");
         }
     }
 

@@ -108,18 +108,32 @@ impl Servers {
         }
     }
 
-    /// Removes every pairing of every server: the accessories become unpaired.
+    /// Removes every pairing of every server: the accessories become unpaired. Also clears
+    /// each server's failed pair-setup counter, so that pair-setup works again after MaxTries
+    /// (HAP §2.5: refused after 100 failed attempts).
     pub(crate) async fn reset_pairings(&self) -> Result<Removed, PairingError> {
         let _op = self.op.lock().await;
         let mut out = Removed::default();
         let mut failed = None;
         for server in self.servers() {
             let state = server.state();
-            let removal = state.remove_all_pairings();
+            let mut removal = state.remove_all_pairings();
+            if let Err(e) = state.reset_failed_attempts() {
+                removal.error.get_or_insert(e);
+            }
             record(&state.key().as_db(), removal, &mut out, &mut failed);
         }
         for key in self.dormant_servers() {
-            match self.with_stored_pairings(&key, |store| Some(removal::remove_all(store))) {
+            let reset = |store: &mut crate::store::ServerStore| {
+                let mut removal = removal::remove_all(store);
+                if store.failed_attempts() != 0
+                    && let Err(e) = store.set_failed_attempts(0)
+                {
+                    removal.error.get_or_insert(e);
+                }
+                Some(removal)
+            };
+            match self.with_stored_pairings(&key, reset) {
                 Ok(Some(removal)) => record(&key.as_db(), removal, &mut out, &mut failed),
                 Ok(None) => {}
                 Err(e) => failed = Some(e),

@@ -181,6 +181,19 @@ impl Store {
         })
     }
 
+    /// Removes these pairings in one transaction: all of them or, on error, none (a removal
+    /// and its HAP §2.8 cascade). Unknown identifiers are not an error.
+    pub(crate) fn remove_pairings(&self, key: &ServerKey, ids: &[PairingId]) -> Result<(), Error> {
+        self.write("remove pairings", |tx| {
+            let mut delete =
+                tx.prepare_cached("DELETE FROM pairings WHERE server = ?1 AND id = ?2")?;
+            for id in ids {
+                delete.execute(params![key.as_db(), id.0])?;
+            }
+            Ok(())
+        })
+    }
+
     /// The failed pair-setup counter (0 for a server without a record).
     pub(crate) fn failed_attempts(&self, key: &ServerKey) -> Result<u32, Error> {
         let n: Option<i64> = self
@@ -220,6 +233,15 @@ impl PairingStore for ServerStore {
         self.pairings.clone()
     }
 
+    /// Checked before every encrypted request: one lookup, no copy of the list.
+    fn pairing(&self, id: &PairingId) -> Option<Pairing> {
+        self.pairings.iter().find(|p| &p.id == id).cloned()
+    }
+
+    fn is_paired(&self) -> bool {
+        !self.pairings.is_empty()
+    }
+
     fn put_pairing(&mut self, pairing: Pairing) -> Result<(), ProtoStoreError> {
         self.store
             .put_pairing(&self.key, &pairing)
@@ -236,6 +258,15 @@ impl PairingStore for ServerStore {
             .remove_pairing(&self.key, id)
             .map_err(|e| report(&e, "remove_pairing"))?;
         self.pairings.retain(|p| &p.id != id);
+        Ok(())
+    }
+
+    /// One transaction: the cache changes only once it is committed.
+    fn remove_pairings(&mut self, ids: &[PairingId]) -> Result<(), ProtoStoreError> {
+        self.store
+            .remove_pairings(&self.key, ids)
+            .map_err(|e| report(&e, "remove_pairings"))?;
+        self.pairings.retain(|p| !ids.contains(&p.id));
         Ok(())
     }
 

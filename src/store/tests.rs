@@ -304,6 +304,45 @@ fn pairing_store_crud() {
 }
 
 #[test]
+fn a_removal_with_its_cascade_is_all_or_nothing() {
+    let dir = TempDir::new("removal-tx");
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    store
+        .server(&ServerKey::Bridge, &mut rng(1), setup())
+        .unwrap();
+    let mut ps = store.pairing_store(&ServerKey::Bridge).unwrap();
+    let all = [
+        pairing(b"admin", 1, Permissions::Admin),
+        pairing(b"user", 2, Permissions::User),
+        pairing(b"last", 3, Permissions::User),
+    ];
+    for p in &all {
+        ps.put_pairing(p.clone()).unwrap();
+    }
+    // The last delete of the removal fails (a full disk, an I/O error).
+    store
+        .lock()
+        .execute_batch(
+            "CREATE TRIGGER injected BEFORE DELETE ON pairings WHEN old.id = X'6C617374'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .unwrap();
+    // Removing the only admin removes everyone (HAP §2.8): in one transaction, so its failure
+    // leaves every pairing in place, never only the non-admin ones.
+    let out = hap_proto::pairing::removal::remove_pairing(&mut ps, &PairingId(b"admin".to_vec()));
+    assert_eq!(out.error.map(|e| e.what), Some("remove_pairings"));
+    assert!(out.removed.is_empty(), "{:?}", out.removed);
+    assert_eq!(ps.pairings(), all, "the handle's cache is unchanged");
+    assert_eq!(store.pairings(&ServerKey::Bridge).unwrap(), all);
+
+    store.lock().execute_batch("DROP TRIGGER injected").unwrap();
+    let out = hap_proto::pairing::removal::remove_pairing(&mut ps, &PairingId(b"admin".to_vec()));
+    assert_eq!(out.removed.len(), 3);
+    assert!(out.now_unpaired && out.error.is_none());
+    assert!(store.pairings(&ServerKey::Bridge).unwrap().is_empty());
+}
+
+#[test]
 fn failed_attempts_persist() {
     let dir = TempDir::new("failed");
     {

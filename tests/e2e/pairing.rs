@@ -105,7 +105,7 @@ fn pair_setup_after_pairing_is_unavailable() {
 }
 
 #[test]
-fn max_tries_after_100_wrong_codes_survives_a_restart() {
+fn max_tries_after_100_wrong_codes_survives_a_restart_until_the_owners_reset() {
     let tmp = TempDir::new("maxtries");
     let mut bridge = Bridge::start_in(&tmp.0, None);
     let me = Identity::new(1);
@@ -140,6 +140,16 @@ fn max_tries_after_100_wrong_codes_survives_a_restart() {
         (Some(2), Some(TlvError::MAX_TRIES.0)),
         "the failed-attempt counter is persisted"
     );
+
+    // The owner's reset (admin API, as `hap-bridge pairings reset` does) clears the counter:
+    // pairing with the right code works again.
+    let (code, body) = bridge.api_post("/api/v1/homekit/pairings/reset", "{\"confirm\": true}");
+    assert_eq!(code, 200, "{body}");
+    let mut c = Conn::open(bridge.hap);
+    let acc = c.pair_setup(&me, SETUP_CODE, SrpPadding::Strip).unwrap();
+    let mut s = Conn::open(bridge.hap);
+    s.pair_verify(&me, &acc).unwrap();
+    assert_eq!(bridge.api_get("/api/v1/homekit/status").1["paired"], true);
 }
 
 #[test]

@@ -125,6 +125,14 @@ pub trait PairingStore {
     fn put_pairing(&mut self, pairing: Pairing) -> Result<(), StoreError>;
     /// Removes the pairing with this identifier; removing an unknown one is not an error.
     fn remove_pairing(&mut self, id: &PairingId) -> Result<(), StoreError>;
+    /// Removes every pairing in `ids` (unknown ones are not an error), as one change where the
+    /// store can: a removal and its HAP §2.8 cascade must not stop half way, leaving only
+    /// non-admin pairings after a crash. The default removes them one at a time and stops at
+    /// the first failure, so on `Err` some may be gone; callers learn which with
+    /// [`PairingStore::pairing`]. A transactional store overrides it: all or nothing.
+    fn remove_pairings(&mut self, ids: &[PairingId]) -> Result<(), StoreError> {
+        ids.iter().try_for_each(|id| self.remove_pairing(id))
+    }
     /// The number of failed pair-setup proofs since the last success (HAP §2.5).
     fn failed_attempts(&self) -> u32;
     /// Persists the failed-attempt counter.
@@ -143,6 +151,12 @@ pub struct MemoryStore {
 impl PairingStore for MemoryStore {
     fn pairings(&self) -> Vec<Pairing> {
         self.pairings.clone()
+    }
+    fn pairing(&self, id: &PairingId) -> Option<Pairing> {
+        self.pairings.iter().find(|p| &p.id == id).cloned()
+    }
+    fn is_paired(&self) -> bool {
+        !self.pairings.is_empty()
     }
     fn put_pairing(&mut self, pairing: Pairing) -> Result<(), StoreError> {
         match self.pairings.iter_mut().find(|p| p.id == pairing.id) {

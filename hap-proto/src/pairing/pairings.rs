@@ -9,11 +9,15 @@
 //!   `sf=1` when `reply.now_unpaired`.
 //! - `Err(Error::Store(_))`: the store failed and nothing was acknowledged; answer
 //!   `State=2, Error=`[`Error::tlv_error`] (Unknown), as ADK does.
+//! - A removal the store failed part way (a store without transactions) is `Ok`: the body is
+//!   `State=2, Error=Unknown`, and `reply.removed` still lists what is gone, whose sessions
+//!   close as for a success.
 //! - any other `Err`: the request was malformed (answer HTTP 400).
 //!
 //! The caller's rights are read from the store on every request, so an admin that was demoted
 //! or removed while connected loses them at once.
 
+use super::removal::{self, Removal};
 use super::{MAX_PAIRING_ID_LEN, MAX_PAIRINGS, Pairing, PairingId, PairingStore, Permissions};
 use crate::error::{DecodeError, DecodeErrorKind, Error, PeerMisbehaved};
 use crate::tlv8::{self, Method, TlvError, TlvType, Writer};
@@ -92,33 +96,40 @@ fn add(pairing: Pairing, store: &mut dyn PairingStore) -> Result<PairingsReply, 
         }
         None => {}
     }
-    store.put_pairing(pairing).map_err(Error::Store)?;
-    // Demoting the last admin leaves nobody to manage the accessory (ADK runs the same cleanup
-    // after a permissions update).
-    let removed = remove_all_without_admin(store)?;
-    let now_unpaired = !removed.is_empty() && !store.is_paired();
-    Ok(success(removed, now_unpaired))
-}
-
-fn remove(id: &PairingId, store: &mut dyn PairingStore) -> Result<PairingsReply, Error> {
-    let mut removed = Vec::new();
-    // Removing an unknown identifier succeeds (HAP §2.8).
-    if store.pairing(id).is_some() {
-        store.remove_pairing(id).map_err(Error::Store)?;
-        removed.push(id.clone());
+    // HAP §2.8: demoting the last admin leaves nobody to manage the accessory, so every
+    // pairing goes (ADK runs the same cleanup after a permissions update). Done as one
+    // removal rather than the write and then the removal, so that a crash between the two
+    // cannot leave only non-admin pairings behind.
+    let admin_left = pairing.permissions == Permissions::Admin
+        || store
+            .pairings()
+            .iter()
+            .any(|p| p.id != pairing.id && p.permissions == Permissions::Admin);
+    if !admin_left {
+        return removal_reply(removal::remove_all(store));
     }
-    removed.extend(remove_all_without_admin(store)?);
-    let now_unpaired = !removed.is_empty() && !store.is_paired();
-    Ok(success(removed, now_unpaired))
+    store.put_pairing(pairing).map_err(Error::Store)?;
+    Ok(success(Vec::new(), false))
 }
 
-/// HAP §2.8: with no admin left, every pairing is removed (see [`super::removal`]). Returns the
-/// removed identifiers.
-fn remove_all_without_admin(store: &mut dyn PairingStore) -> Result<Vec<PairingId>, Error> {
-    let out = super::removal::remove_all_without_admin(store, super::removal::Removal::default());
+/// Removing an unknown identifier succeeds (HAP §2.8); with no admin left, every pairing goes.
+fn remove(id: &PairingId, store: &mut dyn PairingStore) -> Result<PairingsReply, Error> {
+    removal_reply(removal::remove_pairing(store, id))
+}
+
+/// The reply to a removal (see [`super::removal`]). A store failure with nothing removed is an
+/// error (nothing is acknowledged). One after some pairings were removed (a store without
+/// transactions) is answered `Unknown` all the same, but the reply lists what is gone so that
+/// those controllers' sessions still close.
+fn removal_reply(out: Removal) -> Result<PairingsReply, Error> {
     match out.error {
-        Some(e) => Err(Error::Store(e)),
-        None => Ok(out.removed),
+        Some(e) if out.removed.is_empty() => Err(Error::Store(e)),
+        Some(_) => Ok(PairingsReply {
+            body: refusal(TlvError::UNKNOWN).body,
+            removed: out.removed,
+            now_unpaired: out.now_unpaired,
+        }),
+        None => Ok(success(out.removed, out.now_unpaired)),
     }
 }
 
@@ -328,6 +339,50 @@ mod tests {
             handle(&w.into_vec(), &admin, &mut store),
             Err(Error::Store(_))
         ));
+    }
+
+    #[test]
+    fn a_removal_failing_part_way_still_reports_what_is_gone() {
+        /// Refuses to remove `USER`; removes one pairing at a time (the default).
+        struct Stubborn(MemoryStore);
+        impl PairingStore for Stubborn {
+            fn pairings(&self) -> Vec<Pairing> {
+                self.0.pairings()
+            }
+            fn put_pairing(&mut self, p: Pairing) -> Result<(), crate::error::StoreError> {
+                self.0.put_pairing(p)
+            }
+            fn remove_pairing(&mut self, id: &PairingId) -> Result<(), crate::error::StoreError> {
+                if id.0 == b"USER" {
+                    return Err(crate::error::StoreError { what: "disk full" });
+                }
+                self.0.remove_pairing(id)
+            }
+            fn failed_attempts(&self) -> u32 {
+                0
+            }
+            fn set_failed_attempts(&mut self, _: u32) -> Result<(), crate::error::StoreError> {
+                Ok(())
+            }
+        }
+        let (mut store, admin) = admin_store();
+        store.pairings.push(Pairing {
+            id: PairingId(b"USER".to_vec()),
+            public_key: [2; 32],
+            permissions: Permissions::User,
+        });
+        let mut store = Stubborn(store);
+        let mut w = Writer::new();
+        w.put_u8(TlvType::STATE, 1)
+            .put_u8(TlvType::METHOD, 4)
+            .put(TlvType::IDENTIFIER, b"ADMIN");
+        // The admin is gone, the §2.8 cascade failed on the user: the controller hears of the
+        // failure, and the caller still learns the admin is gone, to close its sessions.
+        let reply = handle(&w.into_vec(), &admin, &mut store).unwrap();
+        assert_eq!(reply.body, [6, 1, 2, 7, 1, 1]);
+        assert_eq!(reply.removed, std::slice::from_ref(&admin));
+        assert!(!reply.now_unpaired);
+        assert_eq!(store.0.pairings.len(), 1);
     }
 
     #[test]

@@ -25,22 +25,24 @@ impl Removal {
     }
 }
 
-/// Removes the pairing `id` (when stored), then every pairing when no admin is left (HAP §2.8).
-/// Removing an unknown identifier removes nothing (and is not an error).
+/// Removes the pairing `id` (when stored), then every pairing when no admin is left (HAP §2.8),
+/// in one [`PairingStore::remove_pairings`] call: a transactional store removes all of them or
+/// none. Removing an unknown identifier removes nothing (and is not an error).
 pub fn remove_pairing(store: &mut dyn PairingStore, id: &PairingId) -> Removal {
-    let mut out = Removal::default();
-    if store.pairing(id).is_some() {
-        if let Err(e) = store.remove_pairing(id) {
-            out.error = Some(e);
-            return out.finish(store);
-        }
-        out.removed.push(id.clone());
+    let all = store.pairings();
+    let mut ids = Vec::new();
+    if all.iter().any(|p| &p.id == id) {
+        ids.push(id.clone());
     }
-    remove_all_without_admin(store, out)
+    let left = || all.iter().filter(|p| &p.id != id);
+    if !left().any(|p| p.permissions == Permissions::Admin) {
+        ids.extend(left().map(|p| p.id.clone()));
+    }
+    remove_ids(store, ids, Removal::default())
 }
 
-/// Every pairing when none of them is an admin (HAP §2.8), e.g. after a demotion; appends to
-/// `out`, which the caller may have started.
+/// Every pairing when none of them is an admin (HAP §2.8); appends to `out`, which the caller
+/// may have started (nothing is removed when `out` already carries an error).
 pub fn remove_all_without_admin(store: &mut dyn PairingStore, out: Removal) -> Removal {
     if out.error.is_some() {
         return out.finish(store);
@@ -49,26 +51,31 @@ pub fn remove_all_without_admin(store: &mut dyn PairingStore, out: Removal) -> R
     if left.iter().any(|p| p.permissions == Permissions::Admin) {
         return out.finish(store);
     }
-    remove_each(store, left.into_iter().map(|p| p.id), out)
+    remove_ids(store, left.into_iter().map(|p| p.id).collect(), out)
 }
 
-/// Every pairing: the accessory becomes unpaired (an owner's reset).
+/// Every pairing: the accessory becomes unpaired (an owner's reset, or a demotion of the last
+/// admin).
 pub fn remove_all(store: &mut dyn PairingStore) -> Removal {
     let all = store.pairings();
-    remove_each(store, all.into_iter().map(|p| p.id), Removal::default())
+    remove_ids(
+        store,
+        all.into_iter().map(|p| p.id).collect(),
+        Removal::default(),
+    )
 }
 
-fn remove_each(
-    store: &mut dyn PairingStore,
-    ids: impl Iterator<Item = PairingId>,
-    mut out: Removal,
-) -> Removal {
-    for id in ids {
-        if let Err(e) = store.remove_pairing(&id) {
-            out.error = Some(e);
-            break;
-        }
-        out.removed.push(id);
+/// Removes `ids` in one store call; what is gone afterwards is reported as removed, also when
+/// the store failed part way (a store without transactions).
+fn remove_ids(store: &mut dyn PairingStore, ids: Vec<PairingId>, mut out: Removal) -> Removal {
+    if ids.is_empty() {
+        return out.finish(store);
+    }
+    let result = store.remove_pairings(&ids);
+    out.removed
+        .extend(ids.into_iter().filter(|id| store.pairing(id).is_none()));
+    if let Err(e) = result {
+        out.error = Some(e);
     }
     out.finish(store)
 }
@@ -123,6 +130,49 @@ mod tests {
         assert_eq!(out, Removal::default(), "unknown ids remove nothing");
         let out = remove_all(&mut store);
         assert_eq!(out.removed, [id("b"), id("user")]);
+        assert!(out.now_unpaired);
+    }
+
+    #[test]
+    fn a_removal_and_its_cascade_are_one_store_call() {
+        /// Counts the store calls that remove.
+        #[derive(Default)]
+        struct Counting(MemoryStore, Vec<Vec<PairingId>>);
+        impl PairingStore for Counting {
+            fn pairings(&self) -> Vec<Pairing> {
+                self.0.pairings()
+            }
+            fn put_pairing(&mut self, p: Pairing) -> Result<(), StoreError> {
+                self.0.put_pairing(p)
+            }
+            fn remove_pairing(&mut self, id: &PairingId) -> Result<(), StoreError> {
+                self.1.push(vec![id.clone()]);
+                self.0.remove_pairing(id)
+            }
+            fn remove_pairings(&mut self, ids: &[PairingId]) -> Result<(), StoreError> {
+                self.1.push(ids.to_vec());
+                ids.iter().try_for_each(|id| self.0.remove_pairing(id))
+            }
+            fn failed_attempts(&self) -> u32 {
+                0
+            }
+            fn set_failed_attempts(&mut self, _: u32) -> Result<(), StoreError> {
+                Ok(())
+            }
+        }
+        let mut store = Counting::default();
+        store.0.pairings = vec![
+            pairing("user", Permissions::User),
+            pairing("admin", Permissions::Admin),
+            pairing("other", Permissions::User),
+        ];
+        let out = remove_pairing(&mut store, &id("admin"));
+        assert_eq!(out.removed, [id("admin"), id("user"), id("other")]);
+        assert_eq!(
+            store.1,
+            [vec![id("admin"), id("user"), id("other")]],
+            "one call: a transactional store makes it all or nothing"
+        );
         assert!(out.now_unpaired);
     }
 

@@ -27,7 +27,8 @@
 //!
 //! Rules, in ADK order at M1: already paired → `Unavailable`; failed-attempt counter ≥ 100 →
 //! `MaxTries`; another connection owns the gate and spoke less than 30 s ago → `Busy` (after 30 s
-//! of silence it is taken over, as ADK does). A wrong proof at M3 increments the counter through
+//! of silence it is taken over, as ADK does), and so is a connection that has held the gate for
+//! [`MAX_HOLD_PER_CONNECTION`] in all (a peer repeating M1 cannot keep it for ever). A wrong proof at M3 increments the counter through
 //! the store (persisted before the reply) and answers `Authentication`; a good one resets it. M1
 //! on the same connection restarts the procedure (iOS 12.1 does this, per ADK). Store failures
 //! answer `Unknown` and acknowledge nothing.
@@ -37,7 +38,7 @@
 //! `Unknown`.
 #![deny(clippy::indexing_slicing)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use zeroize::Zeroizing;
@@ -53,76 +54,9 @@ use crate::srp::{self, SrpServer};
 use crate::tlv8::{self, Items, Method, TlvError, TlvType, Writer};
 use crate::{CryptoRandom, random_array};
 
-/// Identifies one connection to the [`PairSetupGate`]. Any value unique among the live
-/// connections of one accessory server works (e.g. a connection counter).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnectionId(pub u64);
+mod gate;
 
-/// Serializes pair-setup across the connections of one accessory server (HAP §2.5): the first
-/// connection to send M1 owns the procedure until it completes, fails or closes; others get
-/// `Busy`. An owner silent for [`TAKEOVER_AFTER`] is taken over by the next M1 (ADK).
-#[derive(Debug, Default)]
-pub struct PairSetupGate {
-    owner: Option<Owner>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Owner {
-    conn: ConnectionId,
-    last_message: Instant,
-}
-
-impl PairSetupGate {
-    /// A free gate.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Releases the gate if `conn` owns it. Call when a connection closes.
-    pub fn connection_closed(&mut self, conn: ConnectionId) {
-        self.release(conn);
-    }
-
-    /// The connection that owns the procedure, if any.
-    pub fn owner(&self) -> Option<ConnectionId> {
-        self.owner.map(|o| o.conn)
-    }
-
-    /// Takes the gate for `conn` if it is free, already `conn`'s, or its owner has been silent
-    /// for [`TAKEOVER_AFTER`].
-    fn acquire(&mut self, conn: ConnectionId, now: Instant) -> bool {
-        let free = match self.owner {
-            None => true,
-            Some(o) => {
-                o.conn == conn || now.saturating_duration_since(o.last_message) >= TAKEOVER_AFTER
-            }
-        };
-        if free {
-            self.owner = Some(Owner {
-                conn,
-                last_message: now,
-            });
-        }
-        free
-    }
-
-    /// Records a message from the owner; `false` if `conn` no longer owns the gate.
-    fn touch(&mut self, conn: ConnectionId, now: Instant) -> bool {
-        match &mut self.owner {
-            Some(o) if o.conn == conn => {
-                o.last_message = now;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn release(&mut self, conn: ConnectionId) {
-        if self.owner.is_some_and(|o| o.conn == conn) {
-            self.owner = None;
-        }
-    }
-}
+pub use gate::{ConnectionId, MAX_HOLD_PER_CONNECTION, PairSetupGate, TAKEOVER_AFTER};
 
 /// Everything [`PairSetup::handle`] needs from the accessory server for one message.
 pub struct SetupContext<'a> {
@@ -212,7 +146,7 @@ impl PairSetup {
         match step {
             Ok(Step { next, body, paired }) => {
                 if matches!(next, State::ExpectM1) {
-                    cx.gate.release(cx.conn);
+                    cx.gate.release(cx.conn, cx.now);
                 }
                 self.state = next;
                 Ok(SetupReply {
@@ -223,7 +157,7 @@ impl PairSetup {
             }
             Err(error) => {
                 // The old state was moved out: the machine is back at M1.
-                cx.gate.release(cx.conn);
+                cx.gate.release(cx.conn, cx.now);
                 let mut w = Writer::new();
                 w.put_u8(TlvType::STATE, received.wrapping_add(1))
                     .put_u8(TlvType::ERROR, reply_code(&error).0);
@@ -460,9 +394,6 @@ fn sub_len(items: &Items<'_>, ty: TlvType) -> usize {
 fn bad_length(ty: TlvType, len: usize) -> Error {
     Error::PeerMisbehaved(PeerMisbehaved::BadLength { ty: ty.0, len })
 }
-
-/// A pair-setup owner silent this long is taken over by another connection's M1 (ADK).
-pub const TAKEOVER_AFTER: Duration = Duration::from_secs(30);
 
 const STATE_M1: u8 = 1;
 const STATE_M2: u8 = 2;
