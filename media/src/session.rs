@@ -30,7 +30,7 @@ use crate::srtp::{SrtpContext, SrtpSuite};
 use crate::stats::StreamStats;
 use crate::transcode::TranscodeStats;
 
-/// How to choose between passthrough and re-encoding (the camera's [`FeedMode`]).
+/// How to choose between passthrough and re-encoding (the camera's [`crate::camera::FeedMode`]).
 pub use crate::camera::FeedMode as Mode;
 
 /// Everything a stream needs, in media's own terms.

@@ -102,7 +102,7 @@ impl Default for Sensors {
 
 impl CameraSettings {
     /// Checks this camera's own fields (not its relation to other cameras: unique id and
-    /// port are checked by [`Config::validate`]); error fields are `prefix` + the field name.
+    /// port are checked by [`super::Config::validate`]); error fields are `prefix` + the field name.
     pub(crate) fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let field = |name: &str| format!("{prefix}{name}");
         check_camera_id(&field("id"), &self.id)?;

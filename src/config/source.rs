@@ -13,7 +13,7 @@ use super::{ConfigError, TEST_PATTERN, invalid};
 pub(crate) enum Source {
     /// The built-in test pattern (`test-pattern`).
     TestPattern,
-    /// An RTSP URL; checked by [`Config::validate`].
+    /// An RTSP URL; checked by [`super::Config::validate`].
     Rtsp(RtspUrl),
 }
 
