@@ -250,7 +250,21 @@ fn take_events(link: &Link<'_>, conn: &mut Connection) -> Vec<ConnectionEvent> {
                     let _ = link.inner.changes.send((Some(link.origin.conn), change));
                 }
             }
-            event => rest.push(event),
+            event => {
+                // The pairing state readers see without the lock follows the store at once
+                // (before the reply is written, so a controller that reads /status right after
+                // M6 sees itself paired); mDNS follows after the reply.
+                match &event {
+                    ConnectionEvent::Paired { .. } => {
+                        link.inner.paired.store(true, Ordering::Relaxed)
+                    }
+                    ConnectionEvent::PairingsRemoved {
+                        now_unpaired: true, ..
+                    } => link.inner.paired.store(false, Ordering::Relaxed),
+                    _ => {}
+                }
+                rest.push(event);
+            }
         }
     }
     rest
@@ -356,7 +370,10 @@ async fn snapshot(
 /// from the admin API, streams and verified sessions. Verified sessions' requests are cheap and
 /// run in place.
 fn off_the_runtime_if<R>(costly: bool, f: impl FnOnce() -> R) -> R {
-    if costly {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    // A single-threaded runtime (tests) has no other worker to hand its tasks to.
+    if costly && multi_thread {
         tokio::task::block_in_place(f)
     } else {
         f()
