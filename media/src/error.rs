@@ -180,9 +180,10 @@ const MASK: &str = "***";
 /// `rtsp://cam/user=admin&password=x` → `rtsp://cam/user=admin&password=***`.
 ///
 /// A parameter is a `name=value` pair after the host: in the path separated by `&`, `;` or `/`,
-/// in the query (after `?`) separated by `&` or `;`. It is secret when its name contains one of
-/// [`SECRET_PARAM_WORDS`] (case-insensitive). The scheme, userinfo and host are not touched (the
-/// userinfo is the callers' job). A string without `://` is taken as starting with its host.
+/// in the query (after `?`) separated by `&` or `;`. It is secret when its name contains, in any
+/// case, `password`, `passwd`, `pwd`, `pass`, `pw`, `secret`, `token`, `key` or `auth`. The
+/// scheme, userinfo and host are not touched (the userinfo is the callers' job). A string
+/// without `://` is taken as starting with its host.
 pub fn mask_secret_params(url: &str) -> String {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     let authority_end = url[after_scheme..]
