@@ -5,7 +5,8 @@
 //!
 //! Errors are JSON `{"error": "..."}` with a status code; validation messages name the field.
 //! When a token is set (always on a non-loopback address) every endpoint but the page requires
-//! `Authorization: Bearer <token>`, compared in constant time.
+//! `Authorization: Bearer <token>`, compared in constant time. No answer may be framed
+//! (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'`).
 
 mod auth;
 mod cameras;
@@ -134,6 +135,8 @@ fn router(state: Arc<ApiState>) -> Router {
         .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(json_errors))
+        // Outermost: every answer, errors of the layers above included.
+        .layer(axum::middleware::map_response(auth::forbid_framing))
         .with_state(state)
 }
 

@@ -159,7 +159,79 @@ struct ErrorInt {
 /// An `@` that the URL parser does not take as the end of credentials is cut at too: in
 /// `rtsp://user:12#34@host` the `#` ends the host part, so `user:12` parses as host and port and
 /// the password would otherwise be shown.
+///
+/// Credentials given as parameters (`rtsp://host/user=admin&password=x`, `?pwd=x`) are masked
+/// too, see [`mask_secret_params`].
 pub fn redact_url(url: &str) -> String {
+    mask_secret_params(&redact_userinfo(url))
+}
+
+/// Names that mark a URL parameter as a secret when its name contains one of them, in any case
+/// (`password`, `PassWord`, `pwd`, `api_key`, `authToken` ...). Over-masking a harmless value is
+/// the lesser evil.
+const SECRET_PARAM_WORDS: [&str; 9] = [
+    "password", "passwd", "pwd", "pass", "pw", "secret", "token", "key", "auth",
+];
+
+/// What a secret parameter's value is replaced with.
+const MASK: &str = "***";
+
+/// Masks the values of a URL's secret parameters, keeping the rest readable:
+/// `rtsp://cam/user=admin&password=x` → `rtsp://cam/user=admin&password=***`.
+///
+/// A parameter is a `name=value` pair after the host: in the path separated by `&`, `;` or `/`,
+/// in the query (after `?`) separated by `&` or `;`. It is secret when its name contains, in any
+/// case, `password`, `passwd`, `pwd`, `pass`, `pw`, `secret`, `token`, `key` or `auth`. The
+/// scheme, userinfo and host are not touched (the userinfo is the callers' job). A string
+/// without `://` is taken as starting with its host.
+pub fn mask_secret_params(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    let (head, tail) = url.split_at(authority_end);
+    let mut out = String::with_capacity(url.len());
+    out.push_str(head);
+    let mut in_query = false;
+    let mut rest = tail;
+    while !rest.is_empty() {
+        // Separators are copied as they are; `?` (and `#`) start the query.
+        let sep_len = rest
+            .find(|c| !is_param_separator(c, in_query))
+            .unwrap_or(rest.len());
+        let (seps, after) = rest.split_at(sep_len);
+        in_query |= seps.contains(['?', '#']);
+        out.push_str(seps);
+        let end = after
+            .find(|c| is_param_separator(c, in_query))
+            .unwrap_or(after.len());
+        let (pair, next) = after.split_at(end);
+        match pair.split_once('=') {
+            Some((name, _value)) if is_secret_name(name) => {
+                out.push_str(name);
+                out.push('=');
+                out.push_str(MASK);
+            }
+            _ => out.push_str(pair),
+        }
+        rest = next;
+    }
+    out
+}
+
+/// Whether `c` ends a `name=value` parameter: `&`, `;`, `?`, `#`, and `/` outside the query.
+fn is_param_separator(c: char, in_query: bool) -> bool {
+    matches!(c, '&' | ';' | '?' | '#') || (c == '/' && !in_query)
+}
+
+/// Whether a parameter name marks a secret (see [`SECRET_PARAM_WORDS`]).
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAM_WORDS.iter().any(|w| name.contains(w))
+}
+
+/// [`redact_url`]'s `user:password@` part.
+fn redact_userinfo(url: &str) -> String {
     if let Ok(mut parsed) = url::Url::parse(url) {
         let has_credentials = parsed.password().is_some() || !parsed.username().is_empty();
         if has_credentials {
@@ -199,6 +271,52 @@ mod tests {
             redact_url("rtsp://admin:12/34@192.0.2.7/s"),
             "rtsp://192.0.2.7/s"
         );
+        // Credentials outside the userinfo, as several camera brands take them: the values of
+        // secret parameters are masked, the rest stays readable.
+        let cases = [
+            (
+                "rtsp://192.0.2.7/user=admin&password=s3cret&channel=1&stream=0.sdp",
+                "rtsp://192.0.2.7/user=admin&password=***&channel=1&stream=0.sdp",
+            ),
+            (
+                "rtsp://192.0.2.7:554/live?user=admin&pwd=s3cret",
+                "rtsp://192.0.2.7:554/live?user=admin&pwd=***",
+            ),
+            (
+                "rtsp://192.0.2.7/cam;user=admin;PASSWORD=s3cret;stream=1",
+                "rtsp://192.0.2.7/cam;user=admin;PASSWORD=***;stream=1",
+            ),
+            (
+                "rtsp://192.0.2.7/user=admin/passwd=s3cret/ch1",
+                "rtsp://192.0.2.7/user=admin/passwd=***/ch1",
+            ),
+            (
+                "rtsp://192.0.2.7/s?Pass=s3/cret&api_key=s3cret&authToken=s3cret&pw=s3cret",
+                "rtsp://192.0.2.7/s?Pass=***&api_key=***&authToken=***&pw=***",
+            ),
+            (
+                "rtsp://192.0.2.7/s?secret=s3cret;token=s3cret#key=s3cret",
+                "rtsp://192.0.2.7/s?secret=***;token=***#key=***",
+            ),
+            (
+                "rtsp://admin:s3cret@192.0.2.7/s?password=s3cret",
+                "rtsp://192.0.2.7/s?password=***",
+            ),
+            // Not secret: left as they are.
+            (
+                "rtsp://192.0.2.7/h264?channel=1&subtype=0&user=admin",
+                "rtsp://192.0.2.7/h264?channel=1&subtype=0&user=admin",
+            ),
+            ("rtsp://192.0.2.7/password", "rtsp://192.0.2.7/password"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+        assert_eq!(
+            mask_secret_params("192.0.2.7/x&password=s3cret"),
+            "192.0.2.7/x&password=***"
+        );
+
         let e = Error::new(ErrorKind::Connect, "porch")
             .with_url(url)
             .with_detail(format!("401 for {url}"), Some("s3cret"));

@@ -474,8 +474,13 @@ impl Sender {
         let Ok(packets) = parse_compound(&plain) else {
             return None;
         };
-        self.rtcp
-            .on_compound(&packets, self.params.ssrc, Instant::now(), ntp_now());
+        if !self
+            .rtcp
+            .on_compound(&packets, self.params.ssrc, Instant::now(), ntp_now())
+        {
+            // Only our own SSRC's packets, reflected back: not the receiver's.
+            return None;
+        }
         if self.rtcp.take_key_frame_request() {
             self.feed.request_keyframe();
         }

@@ -1,4 +1,4 @@
-//! The admin API's bearer token and request-size guard.
+//! The admin API's bearer token, request-size guard and framing refusal.
 //!
 //! On a loopback address the API needs no token unless one is configured. On any other address
 //! a token is required: `[api] token` from the configuration, or one generated at the first
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use rand::RngExt as _;
@@ -126,6 +126,41 @@ pub(super) async fn check(
     next.run(request).await
 }
 
+/// The `frame-ancestors` directive every response carries (CSP level 2).
+const NO_FRAME_ANCESTORS: &str = "frame-ancestors 'none'";
+
+/// Forbids every response of the API and page to be shown in a frame (`X-Frame-Options: DENY`,
+/// `Content-Security-Policy: frame-ancestors 'none'`): a page elsewhere framing the admin page
+/// could lure a click on "Disable HomeKit" (clickjacking), which works on loopback without a
+/// token. A policy a response already has keeps its directives; its `frame-ancestors` becomes
+/// `'none'`.
+pub(super) async fn forbid_framing(mut response: Response) -> Response {
+    deny_framing(response.headers_mut());
+    response
+}
+
+/// [`forbid_framing`] on a response's headers.
+fn deny_framing(headers: &mut HeaderMap) {
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let existing = headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut directives: Vec<&str> = existing
+        .split(';')
+        .map(str::trim)
+        .filter(|d| {
+            let name = d.split_ascii_whitespace().next().unwrap_or("");
+            !d.is_empty() && !name.eq_ignore_ascii_case("frame-ancestors")
+        })
+        .collect();
+    directives.push(NO_FRAME_ANCESTORS);
+    // Parts of a visible-ASCII header value and a constant: always a valid header value.
+    let value = HeaderValue::from_str(&directives.join("; "))
+        .unwrap_or(HeaderValue::from_static(NO_FRAME_ANCESTORS));
+    headers.insert(header::CONTENT_SECURITY_POLICY, value);
+}
+
 /// Whether a `Host` header names the local machine: `localhost`, a loopback address, with or
 /// without a port.
 fn is_loopback_host(host: &str) -> bool {
@@ -170,6 +205,27 @@ mod tests {
         assert_eq!(generated.0.len(), 2 * TOKEN_BYTES);
         let again = resolve_token(None, any, &store).unwrap().unwrap();
         assert!(again.matches(&generated.0), "the generated token is kept");
+    }
+
+    #[test]
+    fn framing_denied_keeping_other_policy_directives() {
+        let mut headers = HeaderMap::new();
+        deny_framing(&mut headers);
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            "frame-ancestors 'none'"
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; Frame-Ancestors *; img-src data:"),
+        );
+        deny_framing(&mut headers);
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            "default-src 'self'; img-src data:; frame-ancestors 'none'"
+        );
     }
 
     #[test]

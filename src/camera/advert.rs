@@ -61,8 +61,9 @@ pub(crate) fn supported_audio() -> SupportedAudioConfig {
     }
 }
 
-/// AES_CM_128_HMAC_SHA1_80 and AES_256_CM_HMAC_SHA1_80 (§7.4). Unencrypted streams are
-/// accepted when a controller asks for them, but not advertised.
+/// AES_CM_128_HMAC_SHA1_80 and AES_256_CM_HMAC_SHA1_80 (§7.4). Only these are accepted: a
+/// Setup Endpoints asking for another suite (`NONE`, unencrypted) is refused
+/// (`negotiate::check_advertised_suites`).
 pub(crate) fn supported_rtp() -> SupportedRtpConfig {
     SupportedRtpConfig {
         suites: vec![

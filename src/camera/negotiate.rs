@@ -13,6 +13,7 @@ use media::h264::H264Profile;
 use media::session::{Control, Mode, SrtpKeys, StreamParams};
 use media::srtp::SrtpSuite;
 
+use super::advert;
 use crate::config::Transcode;
 
 /// Why a request cannot be served; the text names the field.
@@ -65,6 +66,28 @@ pub(crate) fn srtp_keys(params: &SrtpParams) -> Result<SrtpKeys, NegotiateError>
     })
 }
 
+/// Refuses a Setup Endpoints whose video or audio SRTP crypto suite is not one the accessory
+/// advertises in Supported RTP Configuration (HAP §7.4, [`advert::supported_rtp`]): a controller
+/// asking for `NONE` would otherwise get the video in clear and unauthenticated RTCP.
+pub(crate) fn check_advertised_suites(
+    request: &SetupEndpointsRequest,
+) -> Result<(), NegotiateError> {
+    let advertised = advert::supported_rtp().suites;
+    for (what, params) in [
+        ("video", &request.video_srtp),
+        ("audio", &request.audio_srtp),
+    ] {
+        if !advertised.contains(&params.suite) {
+            return Err(err(format!(
+                "Setup Endpoints: {what} SRTP crypto suite {} is not one the accessory \
+                 advertises",
+                params.suite.0
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The accessory's answer (HAP §7.5): its address and the port it receives RTCP on (RTP and
 /// RTCP share the port), the controller's SRTP parameters echoed (each side encrypts with the
 /// key it announced; echoing makes them the same), and our SSRCs.
@@ -110,6 +133,7 @@ impl Endpoints {
         if c.video_port == 0 {
             return Err(err("Setup Endpoints: controller video port is 0"));
         }
+        check_advertised_suites(request)?;
         Ok(Self {
             destination: SocketAddr::new(c.ip, c.video_port),
             ssrc,
@@ -182,7 +206,7 @@ pub(crate) fn feed_mode(transcode: Transcode) -> Mode {
         Transcode::Auto => Mode::Auto,
         Transcode::Always => Mode::Transcode,
         Transcode::Never => {
-            let (width, height) = super::advert::largest_size();
+            let (width, height) = advert::largest_size();
             Mode::PassthroughUpTo { width, height }
         }
     }

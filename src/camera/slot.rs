@@ -143,6 +143,11 @@ impl Slot {
             tracing::info!(camera = %cam.id, slot = self.index, peer = %origin.peer, "Setup Endpoints refused: stream service busy");
             return answer(SetupStatus::BUSY);
         }
+        if let Err(e) = negotiate::check_advertised_suites(&request) {
+            // The controller's choice, not a failure of ours (HAP §7.4).
+            tracing::info!(camera = %cam.id, slot = self.index, peer = %origin.peer, error = %e, "Setup Endpoints refused: SRTP suite not advertised");
+            return answer(SetupStatus::ERROR);
+        }
         let prepared = (|| {
             let ip = negotiate::local_ip_for(origin.local.ip(), request.controller.ip)?;
             let mut rng = rand::rng();

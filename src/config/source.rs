@@ -68,11 +68,20 @@ impl fmt::Debug for RtspUrl {
     }
 }
 
-/// Masks the password of a URL's userinfo: `rtsp://user:pass@host/x` → `rtsp://user:***@host/x`.
+/// Masks the password of a URL's userinfo: `rtsp://user:pass@host/x` → `rtsp://user:***@host/x`,
+/// and the values of parameters named like a secret in the path or query, as several camera
+/// brands take credentials (`rtsp://host/user=admin&password=x`, `?pwd=x`):
+/// `rtsp://host/user=admin&password=***` (the rule is `media::error::mask_secret_params`, shared
+/// with the media errors' URLs).
 ///
 /// A URL without a password is returned unchanged. When the userinfo cannot be told apart from
 /// the path (an unencoded `/` in the password), everything up to the last `@` is masked.
 pub(crate) fn mask_url(url: &str) -> String {
+    media::error::mask_secret_params(&mask_userinfo(url))
+}
+
+/// [`mask_url`]'s userinfo part.
+fn mask_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         // Not a URL (`rtsp:/user:pass@cam`, `user:pass@cam`): over-mask up to the last `@`.
         return match url.rfind('@') {

@@ -322,6 +322,36 @@ fn mask_url_hides_passwords_only() {
         ("test-pattern", "test-pattern"),
         ("rtsp:/u:hunter2@h/x", "***@h/x"),
         ("u:hunter2@h/x", "***@h/x"),
+        // Credentials outside the userinfo, as several camera brands take them.
+        (
+            "rtsp://10.0.0.5/user=admin&password=s3cret&channel=1&stream=0.sdp",
+            "rtsp://10.0.0.5/user=admin&password=***&channel=1&stream=0.sdp",
+        ),
+        (
+            "rtsp://10.0.0.5:554/live?user=admin&pwd=s3cret&subtype=0",
+            "rtsp://10.0.0.5:554/live?user=admin&pwd=***&subtype=0",
+        ),
+        (
+            "rtsp://10.0.0.5/cam;user=admin;Password=s3cret",
+            "rtsp://10.0.0.5/cam;user=admin;Password=***",
+        ),
+        (
+            "rtsp://10.0.0.5/user=admin/PASSWD=s3cret/ch1",
+            "rtsp://10.0.0.5/user=admin/PASSWD=***/ch1",
+        ),
+        (
+            "rtsp://10.0.0.5/s?pass=s3/cret&secret=x&token=y&key=z&auth=w&pw=v",
+            "rtsp://10.0.0.5/s?pass=***&secret=***&token=***&key=***&auth=***&pw=***",
+        ),
+        (
+            "rtsp://admin:s3cret@10.0.0.5/s?password=s3cret",
+            "rtsp://admin:***@10.0.0.5/s?password=***",
+        ),
+        ("u:hunter2@h/x?pwd=1", "***@h/x?pwd=***"),
+        (
+            "rtsp://cam/h264?channel=1&user=admin",
+            "rtsp://cam/h264?channel=1&user=admin",
+        ),
     ];
     for (url, want) in cases {
         assert_eq!(mask_url(url), want, "{url}");

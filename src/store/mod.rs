@@ -21,8 +21,9 @@
 //! hap-bridge database is reported (naming the file) and left byte for byte as it was. An
 //! identity is created once, on first use of a server, and from then on only read.
 //!
-//! The directory is created `0700` and the database file `0600`; SQLite gives its journal the
-//! database file's mode.
+//! A directory the store creates is `0700`; an existing one is used as it is (never chmodded),
+//! unless it is group- or world-writable, which is refused. The database file is `0600`; SQLite
+//! gives its journal the database file's mode.
 
 use std::fs::{self, DirBuilder, OpenOptions, Permissions as FsPermissions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -120,11 +121,12 @@ pub(crate) enum Error {
         /// What was found.
         detail: String,
     },
-    /// The directory is shared with other users (world-writable, like `/tmp`): it is neither
-    /// used nor restricted.
+    /// The directory is shared with other users (group- or world-writable, like `/tmp`): it is
+    /// neither used nor restricted.
     #[error(
-        "{path}: a directory shared with other users (world-writable) cannot hold the bridge's \
-         keys; use a directory of its own, e.g. {path}/hap-bridge"
+        "{path}: a directory shared with other users (group- or world-writable) cannot hold the \
+         bridge's keys; use a directory of its own, e.g. {path}/hap-bridge (created 0700), or \
+         remove the group and world write permissions"
     )]
     SharedDirectory {
         /// The directory.
@@ -190,7 +192,8 @@ impl Store {
         Self::open(dir)
     }
 
-    /// Creates or opens the store in `dir` (created `0700` if missing).
+    /// Creates or opens the store in `dir` (created `0700` if missing; an existing directory is
+    /// used as it is, or refused when other users can write to it, see [`Self::prepare_dir`]).
     ///
     /// An existing file that is not a hap-bridge database, is damaged or was written by a newer
     /// version is reported and left untouched.
@@ -199,23 +202,7 @@ impl Store {
             let path = path.to_owned();
             move |source| Error::Io { path, what, source }
         };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io(dir, "cannot create the state directory"))?;
-        let mode = fs::metadata(dir)
-            .map_err(io(dir, "cannot inspect the state directory"))?
-            .permissions()
-            .mode();
-        if mode & 0o002 != 0 {
-            // `/tmp` and the like: tightening it would break the machine for everyone else.
-            return Err(Error::SharedDirectory {
-                path: dir.to_owned(),
-            });
-        }
-        fs::set_permissions(dir, FsPermissions::from_mode(0o700))
-            .map_err(io(dir, "cannot restrict the state directory to 0700"))?;
+        Self::prepare_dir(dir)?;
 
         let lock_path = dir.join(LOCK_FILE);
         let lock = OpenOptions::new()
@@ -316,6 +303,50 @@ impl Store {
         fs::set_permissions(&store.path, FsPermissions::from_mode(0o600))
             .map_err(io(&store.path, "cannot restrict the database file to 0600"))?;
         Ok(store)
+    }
+
+    /// Makes sure the state directory `dir` exists and only its owner can write to it.
+    ///
+    /// A directory the bridge creates (with any missing parents) is made `0700`. An existing one
+    /// is never chmodded (`--data-dir /var/lib` by mistake, as root, must not change a system
+    /// directory): it is used as it is, unless it is group- or world-writable, which is refused
+    /// ([`Error::SharedDirectory`]) and left untouched.
+    fn prepare_dir(dir: &Path) -> Result<(), Error> {
+        let io = |what: &'static str| {
+            let path = dir.to_owned();
+            move |source| Error::Io { path, what, source }
+        };
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(io("cannot create the state directory's parent"))?;
+        }
+        match DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {
+                // Ours: 0700 whatever the umask.
+                return fs::set_permissions(dir, FsPermissions::from_mode(0o700))
+                    .map_err(io("cannot restrict the state directory to 0700"));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("cannot create the state directory")(e)),
+        }
+        let meta = fs::metadata(dir).map_err(io("cannot inspect the state directory"))?;
+        if !meta.is_dir() {
+            return Err(io("cannot use the state directory")(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "not a directory",
+            )));
+        }
+        if meta.permissions().mode() & SHARED_DIR_BITS != 0 {
+            // `/tmp`, a group's directory and the like: other users could swap the database or
+            // the lock file, and tightening it would break the machine for everyone else.
+            return Err(Error::SharedDirectory {
+                path: dir.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// The database file.
@@ -441,6 +472,8 @@ impl Store {
 pub(crate) const DB_FILE: &str = "state.sqlite3";
 /// The lock file inside the data directory.
 const LOCK_FILE: &str = "lock";
+/// Permission bits that make an existing state directory shared: group- or world-writable.
+const SHARED_DIR_BITS: u32 = 0o022;
 /// `PRAGMA application_id` of a hap-bridge database: "HAPB".
 const APPLICATION_ID: i64 = 0x4841_5042;
 /// How long a write waits for another process (e.g. the CLI) holding the database.

@@ -118,12 +118,48 @@ fn permissions_are_0700_and_0600() {
     assert_eq!(mode(&data.join(LOCK_FILE)), 0o600);
     drop(store);
 
-    // An existing, too open directory and file are tightened.
+    // The parents the store created are its own too.
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+
+    // An existing directory that only its owner can write to is used as it is (never chmodded:
+    // `--data-dir /var/lib` by mistake must not change a system directory); a too open database
+    // file is tightened.
     fs::set_permissions(&data, FsPermissions::from_mode(0o755)).unwrap();
     fs::set_permissions(data.join(DB_FILE), FsPermissions::from_mode(0o644)).unwrap();
-    let _store = Store::open(&data).unwrap();
-    assert_eq!(mode(&data), 0o700);
+    let store = Store::open(&data).unwrap();
+    assert_eq!(mode(&data), 0o755);
     assert_eq!(mode(&data.join(DB_FILE)), 0o600);
+    drop(store);
+
+    // An existing 0755 directory without a database: opened, left 0755, the file is 0600.
+    let existing = dir.path().join("existing");
+    fs::create_dir(&existing).unwrap();
+    fs::set_permissions(&existing, FsPermissions::from_mode(0o755)).unwrap();
+    let store = Store::open(&existing).unwrap();
+    assert_eq!(mode(&existing), 0o755);
+    assert_eq!(mode(store.path()), 0o600);
+    drop(store);
+
+    // A group-writable directory is refused, naming it, and left as it is.
+    let group = dir.path().join("group");
+    fs::create_dir(&group).unwrap();
+    fs::set_permissions(&group, FsPermissions::from_mode(0o775)).unwrap();
+    let Err(e) = Store::open(&group) else {
+        panic!("a group-writable directory must be refused")
+    };
+    assert!(matches!(e, Error::SharedDirectory { .. }), "{e}");
+    assert!(e.to_string().contains(&*group.to_string_lossy()), "{e}");
+    assert_eq!(mode(&group), 0o775);
+    assert_eq!(fs::read_dir(&group).unwrap().count(), 0, "nothing created");
+    // The same for a database already there: refused, file and directory untouched.
+    fs::set_permissions(&data, FsPermissions::from_mode(0o770)).unwrap();
+    fs::set_permissions(data.join(DB_FILE), FsPermissions::from_mode(0o640)).unwrap();
+    let Err(e) = Store::open(&data) else {
+        panic!("a group-writable directory must be refused")
+    };
+    assert!(matches!(e, Error::SharedDirectory { .. }), "{e}");
+    assert_eq!(mode(&data), 0o770);
+    assert_eq!(mode(&data.join(DB_FILE)), 0o640);
 
     // A directory shared with other users (`/tmp`-like) is refused and left as it is.
     let shared = dir.path().join("shared");

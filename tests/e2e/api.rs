@@ -457,6 +457,83 @@ fn browser_cross_origin_and_dns_rebinding_refused() {
     );
 }
 
+/// Sends `head` (request line and headers, without the final blank line): the status code and
+/// the response headers, names in lowercase.
+fn raw_head(addr: SocketAddr, head: &str) -> (u16, Vec<(String, String)>) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{head}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    let head = text.split("\r\n\r\n").next().unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers)
+}
+
+#[test]
+fn no_answer_can_be_framed() {
+    let bridge = Bridge::start();
+    let addr = bridge.api;
+    let host = format!("Host: 127.0.0.1:{}", addr.port());
+    let requests = [
+        // The page, an API reply, the router's 404 and 405, the auth layer's refusal.
+        (format!("GET / HTTP/1.1\r\n{host}"), 200),
+        (
+            format!("GET /api/v1/homekit/status HTTP/1.1\r\n{host}"),
+            200,
+        ),
+        (format!("GET /api/v1/homekit/nope HTTP/1.1\r\n{host}"), 404),
+        (
+            format!("PATCH /api/v1/homekit/status HTTP/1.1\r\n{host}"),
+            405,
+        ),
+        (
+            format!(
+                "POST /api/v1/homekit/disable HTTP/1.1\r\n{host}\r\nOrigin: http://evil.example"
+            ),
+            403,
+        ),
+    ];
+    for (request, want) in requests {
+        let (status, headers) = raw_head(addr, &request);
+        assert_eq!(status, want, "{request}");
+        let get = |name: &str| -> Vec<&str> {
+            headers
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        assert_eq!(get("x-frame-options"), ["DENY"], "{request}: {headers:?}");
+        let csp = get("content-security-policy");
+        assert_eq!(csp.len(), 1, "{request}: {headers:?}");
+        let directives: Vec<&str> = csp[0].split(';').map(str::trim).collect();
+        assert!(
+            directives.contains(&"frame-ancestors 'none'"),
+            "{request}: {headers:?}"
+        );
+    }
+    let (_, status) = bridge.api_get("/api/v1/homekit/status");
+    assert_eq!(status["running"], true, "nothing was disabled");
+}
+
 #[test]
 fn removing_the_last_admin_removes_every_pairing() {
     use hap_proto::controller::verify::{add_pairing_request, parse_pairings_status};

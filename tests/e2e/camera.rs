@@ -474,6 +474,63 @@ fn each_controller_reads_the_answer_to_its_own_setup_endpoints() {
 }
 
 #[test]
+fn a_setup_endpoints_with_an_srtp_suite_not_advertised_is_refused() {
+    use hap_proto::camera::SrtpCryptoSuite;
+    let bridge = Bridge::start();
+    let (mut c, _, _, aid) = connect(&bridge, "Demo Camera");
+    let s = stream_services(&mut c, aid)[0];
+    let dest = std::net::SocketAddr::from(([127, 0, 0, 1], 40_020));
+    // NONE (2) would send the video in clear with unauthenticated RTCP: it is not advertised,
+    // for video nor audio (an unknown value does not even decode: HAP §7.4).
+    for (n, (video, audio)) in [
+        (
+            SrtpCryptoSuite::NONE,
+            SrtpCryptoSuite::AES_CM_128_HMAC_SHA1_80,
+        ),
+        (
+            SrtpCryptoSuite::AES_CM_128_HMAC_SHA1_80,
+            SrtpCryptoSuite::NONE,
+        ),
+        (SrtpCryptoSuite::NONE, SrtpCryptoSuite::NONE),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = [0x30 + n as u8; 16];
+        let mut request = setup_endpoints_request(id, dest, &[0x11; 16], &[0x22; 14]);
+        for (params, suite) in [
+            (&mut request.video_srtp, video),
+            (&mut request.audio_srtp, audio),
+        ] {
+            if suite != SrtpCryptoSuite::AES_CM_128_HMAC_SHA1_80 {
+                params.suite = suite;
+                params.key.clear();
+                params.salt.clear();
+            }
+        }
+        write_setup_endpoints(&mut c, &s, &request);
+        let answer = SetupEndpointsResponse::decode(&read_tlv(&mut c, s.aid, s.setup)).unwrap();
+        assert_eq!(
+            (answer.session_id, answer.status),
+            (id, SetupStatus::ERROR),
+            "video {video:?}, audio {audio:?}"
+        );
+        assert!(answer.accessory.is_none() && answer.video_srtp.is_none());
+        assert_eq!(
+            streaming_status(&mut c, &s),
+            StreamingStatus::AVAILABLE,
+            "nothing held"
+        );
+    }
+    // An advertised suite is still served.
+    let request = setup_endpoints_request([0x3F; 16], dest, &[0x11; 16], &[0x22; 14]);
+    write_setup_endpoints(&mut c, &s, &request);
+    let answer = SetupEndpointsResponse::decode(&read_tlv(&mut c, s.aid, s.setup)).unwrap();
+    assert_eq!(answer.status, SetupStatus::SUCCESS);
+    assert!(bridge.output().contains("SRTP suite not advertised"));
+}
+
+#[test]
 fn a_connection_cut_off_by_disabling_homekit_releases_what_it_held() {
     // A camera whose RTSP server accepts and never answers: a snapshot of it waits (up to 4 s)
     // longer than disabling HomeKit grants the connections (2 s) before ending their tasks.

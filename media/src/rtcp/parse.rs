@@ -37,6 +37,19 @@ pub enum RtcpPacket {
 }
 
 impl RtcpPacket {
+    /// The SSRC of the source that sent this packet, where the packet names one: the SR's or
+    /// RR's SSRC, the first SDES chunk's or BYE source's, a feedback packet's sender SSRC.
+    pub fn sender_ssrc(&self) -> Option<u32> {
+        match self {
+            Self::SenderReport(sr) => Some(sr.ssrc),
+            Self::ReceiverReport(rr) => Some(rr.ssrc),
+            Self::Sdes(chunks) => chunks.first().map(|&(ssrc, _)| ssrc),
+            Self::Bye(ssrcs) => ssrcs.first().copied(),
+            Self::Feedback { sender_ssrc, .. } => Some(*sender_ssrc),
+            Self::Other { .. } => None,
+        }
+    }
+
     /// True for a Picture Loss Indication (RFC 4585 §6.3.1) or a Full Intra Request
     /// (RFC 5104 §4.3.1): the receiver wants a key frame.
     pub fn requests_key_frame(&self) -> bool {

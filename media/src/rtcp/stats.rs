@@ -7,7 +7,9 @@ use super::{NtpTimestamp, RtcpPacket};
 /// Receiver statistics about one outgoing stream, fed with the controller's RTCP packets.
 ///
 /// The controllers' liveness rule: every RTCP packet from the receiver counts as a keep-alive; a
-/// stream with no RTCP for 5 × the RTCP interval is dead.
+/// stream with no RTCP for 5 × the RTCP interval is dead. Packets sent as our own SSRC are not
+/// the receiver's: our own reports reflected back (they authenticate, both directions share the
+/// keys) neither keep the stream alive nor change the statistics.
 #[derive(Debug, Clone, Default)]
 pub struct RtcpStats {
     /// When the last RTCP packet (any type) arrived.
@@ -38,17 +40,26 @@ impl RtcpStats {
     }
 
     /// Takes one parsed compound packet received at `now` (NTP time `now_ntp`, for the round
-    /// trip) about our stream `our_ssrc`.
+    /// trip) about our stream `our_ssrc`. Packets whose sender SSRC is `our_ssrc` (our own
+    /// reports, reflected) are ignored; returns whether any packet was the receiver's, i.e.
+    /// whether the compound counted (for liveness and statistics).
     pub fn on_compound(
         &mut self,
         packets: &[RtcpPacket],
         our_ssrc: u32,
         now: Instant,
         now_ntp: NtpTimestamp,
-    ) {
+    ) -> bool {
+        let mut theirs = packets
+            .iter()
+            .filter(|p| p.sender_ssrc() != Some(our_ssrc))
+            .peekable();
+        if theirs.peek().is_none() {
+            return false;
+        }
         self.last_seen = Some(now);
         self.packets = self.packets.saturating_add(1);
-        for packet in packets {
+        for packet in theirs {
             let blocks = match packet {
                 RtcpPacket::ReceiverReport(rr) => rr.reports.as_slice(),
                 RtcpPacket::SenderReport(sr) => sr.reports.as_slice(),
@@ -80,6 +91,7 @@ impl RtcpStats {
                 }
             }
         }
+        true
     }
 
     /// Whether RTCP arrived within `timeout` before `now` (controllers use 5 × the RTCP interval). A

@@ -156,4 +156,36 @@ fn stats_track_loss_rtt_liveness_and_key_frames() {
     other.on_compound(&packets, 0x9999_9999, at, now_ntp);
     assert_eq!((other.jitter, other.round_trip), (0, None));
     assert_eq!(other.packets, 1);
+
+    // Our own reports reflected back (sender SSRC ours): neither liveness nor statistics.
+    let ours = 0x5555_6666;
+    let mut own = Vec::new();
+    sender_report_compound(
+        &SenderReport {
+            ssrc: ours,
+            info: SenderInfo {
+                ntp: now_ntp,
+                rtp_timestamp: 1,
+                packet_count: 1,
+                octet_count: 1,
+            },
+            reports: Vec::new(),
+        },
+        "me",
+        &mut own,
+    );
+    write_bye(ours, &mut own);
+    let own = parse_compound(&own).unwrap();
+    let mut reflected = RtcpStats::new();
+    assert!(!reflected.on_compound(&own, ours, at, now_ntp));
+    assert_eq!(reflected.last_seen, None);
+    assert_eq!(reflected.packets, 0);
+    assert!(!reflected.bye, "our own BYE is not the receiver's");
+    assert!(!reflected.is_alive(start, start + Duration::from_secs(3), timeout));
+    // The receiver's packets in the same compound still count.
+    let mut mixed = own.clone();
+    mixed.extend(packets.iter().cloned());
+    assert!(reflected.on_compound(&mixed, ours, at, now_ntp));
+    assert_eq!(reflected.last_seen, Some(at));
+    assert_eq!(reflected.packets, 1);
 }

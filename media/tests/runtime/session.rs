@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use media::camera::Camera;
@@ -262,6 +263,46 @@ async fn rtcp_silence_ends_the_stream_and_stop_means_no_more_packets() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_own_rtcp_reflected_back_is_not_the_receivers_liveness() {
+    // The receiver uses the keys we encrypt with (both directions share them), so our own
+    // SRTCP sent back to us authenticates: it must still not keep the stream alive.
+    let camera = pattern_camera(320, 240);
+    let receiver = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let dest = receiver.local_addr().unwrap();
+    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let ours = socket.local_addr().unwrap();
+    let mut p = params(dest, 320, 240, 30, Mode::Passthrough);
+    p.rtcp_timeout = Some(Duration::from_millis(1500));
+    let started = Instant::now();
+    let mut handle = session::start(camera, socket, p).await.unwrap();
+    let reflected = Arc::new(AtomicU64::new(0));
+    let reflector = {
+        let (receiver, reflected) = (receiver.clone(), reflected.clone());
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, _)) = receiver.recv_from(&mut buf).await {
+                // SRTCP keeps the RTCP header in the clear (RFC 3711 §3.4): PT 200..=206.
+                if n >= 8 && (200..=206).contains(&buf[1]) {
+                    receiver.send_to(&buf[..n], ours).await.unwrap();
+                    reflected.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let reason = tokio::time::timeout(Duration::from_secs(6), handle.wait())
+        .await
+        .expect("the stream must end on RTCP silence despite its own RTCP reflected back");
+    reflector.abort();
+    assert_eq!(reason, EndReason::RtcpTimeout);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The reflection did happen (SRs every 500 ms for over a second), and counted for nothing.
+    assert!(reflected.load(Ordering::Relaxed) >= 2);
+    let stats = handle.stats();
+    assert_eq!(stats.stream.rtcp_received, 0);
+    assert_eq!(stats.last_rtcp, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

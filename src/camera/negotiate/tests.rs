@@ -207,3 +207,38 @@ fn hap_suite_and_profile_values_map_to_media_and_unknown_ones_are_refused() {
             .contains("H.264 profile 3")
     );
 }
+
+#[test]
+fn a_suite_that_is_not_advertised_is_refused() {
+    // Both advertised suites are accepted, for video and audio.
+    for suite in advert::supported_rtp().suites {
+        let mut req = ios_setup();
+        req.video_srtp.suite = suite;
+        req.audio_srtp.suite = suite;
+        assert_eq!(check_advertised_suites(&req), Ok(()));
+    }
+    // NONE (unencrypted video, unauthenticated RTCP) or an unknown value, in video or audio:
+    // refused, naming which.
+    for (suite, video) in [
+        (SrtpCryptoSuite::NONE, true),
+        (SrtpCryptoSuite::NONE, false),
+        (SrtpCryptoSuite(3), false),
+    ] {
+        let mut req = ios_setup();
+        let (params, what) = if video {
+            (&mut req.video_srtp, "video")
+        } else {
+            (&mut req.audio_srtp, "audio")
+        };
+        params.suite = suite;
+        params.key.clear();
+        params.salt.clear();
+        let e = check_advertised_suites(&req).unwrap_err();
+        assert!(
+            e.0.contains(what) && e.0.contains(&format!("suite {}", suite.0)),
+            "{e}"
+        );
+        let e = Endpoints::from_request(&req, 1).unwrap_err();
+        assert!(e.0.contains("not one the accessory advertises"), "{e}");
+    }
+}
