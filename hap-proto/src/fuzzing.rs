@@ -1,6 +1,12 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/` (feature `fuzzing`). Each checks the
 //! invariants of one parser or state machine and panics when one is broken.
 
+mod ops;
+mod paired;
+mod session;
+
+pub use session::session;
+
 use crate::camera::ListSeparator;
 use crate::tlv8::{self, TlvType};
 

@@ -175,19 +175,26 @@ impl Connection {
         if self.closing.is_some() {
             return Ok(());
         }
-        let mut parsed = match &mut self.phase {
-            Phase::Plain { .. } => self.parser.feed(bytes),
+        let mut plain = Vec::new();
+        let input = match &mut self.phase {
+            Phase::Plain { .. } => bytes,
             Phase::Encrypted { session, .. } => {
                 session.feed(bytes);
-                let mut plain = Vec::new();
                 if let Err(e) = session.open_available(&mut plain) {
                     self.closing = Some(CloseReason::Protocol(e.clone()));
                     self.out.clear();
                     return Err(e);
                 }
-                self.parser.feed(&plain)
+                &plain
             }
         };
+        if self.awaiting_snapshot {
+            // The pending `/resource` answer comes first (HAP §5.5): keep these requests
+            // unparsed for `respond_resource` (parsing one here would drop it).
+            self.parser.push(input);
+            return Ok(());
+        }
+        let mut parsed = self.parser.feed(input);
         self.drive(&mut parsed, cx);
         Ok(())
     }

@@ -222,6 +222,45 @@ fn snapshot_request_waits_for_the_caller() {
     assert_eq!(next.status, 200);
 }
 
+/// Found by the `session` fuzz target: a request that arrives in a later read while a
+/// `/resource` request waits for the caller was parsed and dropped, never answered.
+#[test]
+fn request_read_while_a_snapshot_is_pending_is_answered_after_it() {
+    let mut pair = Pair::verified(6);
+    let mut wire = Vec::new();
+    let body = br#"{"resource-type":"image","image-width":640,"image-height":360,"aid":1}"#;
+    pair.http
+        .request(
+            "POST",
+            "/resource",
+            Some("application/hap+json"),
+            body,
+            &mut wire,
+        )
+        .unwrap();
+    let (out, events) = pair.input(&wire);
+    assert!(out.is_empty());
+    assert!(matches!(events.as_slice(), [ConnectionEvent::Snapshot(_)]));
+    // The next request comes in its own read, before the snapshot is ready.
+    let mut wire = Vec::new();
+    pair.http
+        .request("GET", "/accessories", None, b"", &mut wire)
+        .unwrap();
+    let (out, _) = pair.input(&wire);
+    assert!(out.is_empty(), "answered before the pending snapshot");
+    let (conn, mut cx) = pair.server_end();
+    conn.respond_resource(Ok(vec![0xFF, 0xD8, 0xFF, 0xD9]), &mut cx);
+    let jpeg = pair.pump().unwrap();
+    assert_eq!(jpeg.content_type.as_deref(), Some("image/jpeg"));
+    let next = pair
+        .http
+        .poll_message()
+        .unwrap()
+        .expect("the later request's response");
+    assert_eq!(next.status, 200);
+    assert_eq!(next.content_type.as_deref(), Some("application/hap+json"));
+}
+
 /// Pair-verify up to M3 on the current connection: returns M3's HTTP bytes and the controller's
 /// session keys (its M4 check only reads the state byte, so a bare M4 TLV yields them).
 fn verify_until_m3(pair: &mut Pair) -> (Vec<u8>, ControllerVerified) {
