@@ -189,6 +189,39 @@ fn requests_split_across_frames_and_byte_by_byte() {
     assert!(pair.pump().unwrap().is_event);
 }
 
+/// A frame that fails authentication while a snapshot is pending ends the connection: the
+/// snapshot's answer, when the caller gives it later, is not sent (HAP §4).
+#[test]
+fn a_snapshot_answer_after_a_tampered_frame_is_not_sent() {
+    let mut pair = Pair::verified(8);
+    let mut wire = Vec::new();
+    let body = br#"{"resource-type":"image","image-width":640,"image-height":360,"aid":1}"#;
+    pair.http
+        .request(
+            "POST",
+            "/resource",
+            Some("application/hap+json"),
+            body,
+            &mut wire,
+        )
+        .unwrap();
+    let (out, events) = pair.input(&wire);
+    assert!(out.is_empty());
+    assert!(matches!(events.as_slice(), [ConnectionEvent::Snapshot(_)]));
+    let mut tampered = Vec::new();
+    pair.http
+        .request("GET", "/accessories", None, b"", &mut tampered)
+        .unwrap();
+    tampered[5] ^= 0x80;
+    let (conn, mut cx) = pair.server_end();
+    assert!(conn.handle_input(&tampered, &mut cx).is_err());
+    conn.respond_resource(Ok(vec![0xFF, 0xD8, 0xFF, 0xD9]), &mut cx);
+    assert!(
+        pair.conn.poll_transmit().is_none(),
+        "nothing after the failure"
+    );
+}
+
 #[test]
 fn snapshot_request_waits_for_the_caller() {
     let mut pair = Pair::verified(6);

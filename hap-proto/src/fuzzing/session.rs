@@ -152,11 +152,13 @@ impl<'p> Run<'p> {
                 };
                 let mut wire = self.seal_request(&req);
                 let len = wire.len();
+                // A zero mask would leave the frame intact (and answered): flip at least a bit.
                 if let Some(b) = wire.get_mut(at % len.max(1)) {
-                    *b ^= mask;
+                    *b ^= mask.max(1);
                 }
                 self.exact = false;
-                self.tampered_at.get_or_insert(self.responses);
+                // Checked from when the server notices (a flipped length prefix only shows once
+                // more bytes arrive; until then a pending snapshot may still be answered).
                 self.deliver(&wire);
             }
             Op::Advance(ms) => {
@@ -246,11 +248,12 @@ impl<'p> Run<'p> {
         }
         let mut cx = self.server.context(self.paired);
         if self.conn.handle_input(bytes, &mut cx).is_err() {
-            // HAP §4: an authentication failure closes without a response.
+            // HAP §4: an authentication failure closes without a response, now or later.
             assert!(
                 self.conn.poll_transmit().is_none(),
                 "output after a protocol error"
             );
+            self.tampered_at.get_or_insert(self.responses);
             self.closed = true;
             return;
         }
