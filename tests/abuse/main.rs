@@ -7,6 +7,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,55 +47,96 @@ const BATCH: usize = 188;
 const READ_EVERY: Duration = Duration::from_millis(10);
 
 /// A flood of pipelined M1s from [`ATTACKERS`] connections (reconnecting when closed), whose
-/// answers are read and thrown away. Stops when dropped; counts the answers.
+/// answers are read and thrown away. It runs in a child process (this test binary's
+/// [`flood_peer`]) at the lowest CPU priority: on a LAN the attackers' own work (connecting,
+/// writing, draining answers) runs on their machines; here it would take the 2 cores from the
+/// bridge being measured. The bridge's work for the flood is not lowered. Stops when dropped.
 struct Flood {
-    stop: Arc<AtomicBool>,
-    answered: Arc<AtomicU64>,
-    threads: Vec<thread::JoinHandle<()>>,
+    child: Child,
 }
 
 impl Flood {
     fn start(to: SocketAddr, path: &'static str, body: Vec<u8>) -> Self {
-        let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/pairing+tlv8\r\n\
-             Content-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(&body);
-        let batch: Arc<Vec<u8>> = Arc::new(request.repeat(BATCH));
-        let stop = Arc::new(AtomicBool::new(false));
-        let answered = Arc::new(AtomicU64::new(0));
-        let threads = (0..ATTACKERS)
-            .map(|_| {
-                let (stop, answered, batch) = (stop.clone(), answered.clone(), batch.clone());
-                thread::spawn(move || flood(to, &batch, &stop, &answered))
-            })
-            .collect();
-        Self {
-            stop,
-            answered,
-            threads,
-        }
+        let body: String = body.iter().map(|b| format!("{b:02x}")).collect();
+        let child = Command::new("nice")
+            .args(["-n", "19"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "flood_peer", "--ignored", "--nocapture"])
+            .env(FLOOD_ENV, format!("{to} {path} {body}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Self { child }
     }
 
-    fn answered(&self) -> u64 {
-        self.answered.load(Ordering::Relaxed)
-    }
-
+    /// Ends the flood (closes the child's stdin) and returns the answers it counted.
     fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            t.join().unwrap();
-        }
-        self.answered()
+        drop(self.child.stdin.take());
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(self.child.wait().unwrap().success(), "flood peer: {out}");
+        out.lines()
+            .find_map(|l| l.strip_prefix("answered "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("flood peer printed no count: {out}"))
     }
 }
 
 impl Drop for Flood {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// Where [`flood_peer`] finds its target: `ADDR PATH HEX-BODY`.
+const FLOOD_ENV: &str = "HAP_BRIDGE_ABUSE_FLOOD";
+
+/// The flooding peers of [`Flood`], run as a child process; ignored otherwise. Floods until its
+/// stdin closes, then prints `answered N`.
+#[test]
+#[ignore = "the flooding peers of the other scenarios, started by them in a child process"]
+fn flood_peer() {
+    let Ok(spec) = std::env::var(FLOOD_ENV) else {
+        return;
+    };
+    let mut parts = spec.split(' ');
+    let to: SocketAddr = parts.next().unwrap().parse().unwrap();
+    let path = parts.next().unwrap();
+    let hex = parts.next().unwrap();
+    let body: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/pairing+tlv8\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    let batch: Arc<Vec<u8>> = Arc::new(request.repeat(BATCH));
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..ATTACKERS)
+        .map(|_| {
+            let (stop, answered, batch) = (stop.clone(), answered.clone(), batch.clone());
+            thread::spawn(move || flood(to, &batch, &stop, &answered))
+        })
+        .collect();
+    // Until the parent closes our stdin.
+    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    println!("answered {}", answered.load(Ordering::Relaxed));
 }
 
 fn flood(to: SocketAddr, batch: &[u8], stop: &AtomicBool, answered: &AtomicU64) {
