@@ -21,6 +21,8 @@
 //! - [`srtp`]: SRTP/SRTCP protect and unprotect (RFC 3711; AES-CM-128/256 + HMAC-SHA1-80, NULL).
 //! - [`rtcp`]: Sender Reports out, Receiver Reports and other compound packets in.
 //! - [`stats`]: per-stream counters and a latency histogram.
+//! - [`motion`]: a motion detector on small luma pictures (its thread, `motion::watch`, is
+//!   runtime).
 //!
 //! The runtime half (feature `runtime`, on by default) runs the sources and codecs:
 //!
@@ -36,6 +38,7 @@
 //! - `transcode`: decode, scale and re-encode on a dedicated thread.
 //! - `snapshot`: JPEG of the newest decodable picture.
 //! - `camera`: main stream + substream; a request picks the stream that fits best.
+//! - `motion::watch`: a camera's motion detector on its own thread.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -68,6 +71,7 @@
 #![warn(missing_docs)]
 
 pub mod h264;
+pub mod motion;
 pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
