@@ -12,6 +12,7 @@ mod auth;
 mod cameras;
 mod homekit;
 mod metrics;
+mod motion;
 mod streams;
 
 pub(crate) use auth::{ApiToken, resolve_token};
@@ -109,6 +110,10 @@ fn router(state: Arc<ApiState>) -> Router {
         )
         .route(&format!("{h}/cameras/{{id}}/qrcode"), get(cameras::qrcode))
         .route(&format!("{h}/cameras/{{id}}/motion"), post(motion))
+        .route(
+            &format!("{h}/cameras/{{id}}/motion/picture"),
+            get(motion::picture),
+        )
         .route(&format!("{h}/cameras/{{id}}/occupancy"), post(occupancy))
         .route(&format!("{h}/cameras/{{id}}/doorbell"), post(doorbell))
         .route(&format!("{h}/streams"), get(streams::list))

@@ -46,13 +46,13 @@ pub(crate) async fn run(config: Config, cli: &Cli) -> anyhow::Result<()> {
              time): transcoding costs about 2.5x as much; install nasm and rebuild"
         );
     }
-    let manager = CameraManager::new();
     let timings = config.timings;
     let sensors = Arc::new(Sensors::new(
         Vec::new(),
         Duration::from_secs(u64::from(timings.motion_reset_seconds)),
         Duration::from_secs(u64::from(timings.max_motion_duration)),
     ));
+    let manager = CameraManager::new(sensors.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let token = api::resolve_token(config.api.token.as_deref(), cli.api_addr, &store)?;
     // The bridge's server and the standalone cameras' start here, with the configuration file's

@@ -35,6 +35,17 @@ struct MotionRun {
     since: Option<Instant>,
     /// Incremented on every trigger; a reset timer only acts if no newer trigger came.
     generation: u64,
+    /// When the last run ended (reset, cap or cleared).
+    ended: Option<Instant>,
+}
+
+/// A camera's Motion Detected as the sensors keep it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MotionState {
+    /// Motion Detected is on.
+    pub(crate) active: bool,
+    /// When the last run of motion ended.
+    pub(crate) ended: Option<Instant>,
 }
 
 struct Camera {
@@ -104,8 +115,8 @@ impl Sensors {
             run.generation += 1;
             if detected {
                 run.since.get_or_insert_with(Instant::now);
-            } else {
-                run.since = None;
+            } else if run.since.take().is_some() {
+                run.ended = Some(Instant::now());
             }
             cam.server
                 .set_value(id, Value::Bool(detected))
@@ -128,6 +139,7 @@ impl Sensors {
                 // cap (at most `since + cap`).
                 if run.generation == generation {
                     run.since = None;
+                    run.ended = Some(Instant::now());
                     let _ = cam.server.set_value(id, Value::Bool(false));
                     drop(run);
                     tracing::info!(camera, "motion reset");
@@ -135,6 +147,19 @@ impl Sensors {
             });
         }
         Ok(())
+    }
+
+    /// Whether camera `camera`'s Motion Detected is on, and when its last run ended.
+    pub(crate) fn motion_state(&self, camera: &str) -> Result<MotionState, SensorError> {
+        let cam = self.camera(camera)?;
+        let run = cam
+            .motion
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(MotionState {
+            active: run.since.is_some(),
+            ended: run.ended,
+        })
     }
 
     /// Occupancy detected (1) or not (0).

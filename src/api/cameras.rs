@@ -18,18 +18,20 @@ use serde_json::{Map, Value as Json, json};
 use super::{ApiState, error, qr_png};
 use crate::config::{CameraFields, CameraMode, CameraSettings, Sensors, field_error};
 use crate::registry::{CameraEntry, CameraError};
-use crate::servers::Servers;
 
 pub(super) async fn list(State(state): State<Arc<ApiState>>) -> Response {
-    let servers = &state.servers;
-    let list: Vec<Json> = servers.cameras().iter().map(|c| view(c, servers)).collect();
+    let list: Vec<Json> = state
+        .servers
+        .cameras()
+        .iter()
+        .map(|c| view(c, &state))
+        .collect();
     (StatusCode::OK, axum::Json(json!({"cameras": list}))).into_response()
 }
 
 pub(super) async fn show(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
-    let servers = &state.servers;
-    match servers.cameras().iter().find(|c| c.config.id == id) {
-        Some(entry) => (StatusCode::OK, axum::Json(view(entry, servers))).into_response(),
+    match state.servers.cameras().iter().find(|c| c.config.id == id) {
+        Some(entry) => (StatusCode::OK, axum::Json(view(entry, &state))).into_response(),
         None => camera_error(&CameraError::NotFound(id)),
     }
 }
@@ -45,7 +47,7 @@ pub(super) async fn create(State(state): State<Arc<ApiState>>, body: Bytes) -> R
     };
     let id = camera.id.clone();
     match state.servers.add_camera(camera).await {
-        Ok(()) => reply(&state.servers, &id, StatusCode::CREATED),
+        Ok(()) => reply(&state, &id, StatusCode::CREATED),
         Err(e) => camera_error(&e),
     }
 }
@@ -74,7 +76,7 @@ pub(super) async fn update(
         return response;
     }
     match result {
-        Ok(_) => reply(&state.servers, &id, StatusCode::OK),
+        Ok(_) => reply(&state, &id, StatusCode::OK),
         Err(e) => camera_error(&e),
     }
 }
@@ -105,15 +107,17 @@ pub(super) async fn qrcode(State(state): State<Arc<ApiState>>, Path(id): Path<St
     qr_png(&uri)
 }
 
-fn reply(servers: &Servers, id: &str, code: StatusCode) -> Response {
-    match servers.cameras().iter().find(|c| c.config.id == id) {
-        Some(entry) => (code, axum::Json(view(entry, servers))).into_response(),
+fn reply(state: &ApiState, id: &str, code: StatusCode) -> Response {
+    match state.servers.cameras().iter().find(|c| c.config.id == id) {
+        Some(entry) => (code, axum::Json(view(entry, state))).into_response(),
         None => camera_error(&CameraError::NotFound(id.to_owned())),
     }
 }
 
-/// A camera as the API shows it: passwords masked, with its origin and AID (while exposed).
-fn view(entry: &CameraEntry, servers: &Servers) -> Json {
+/// A camera as the API shows it: passwords masked, with its origin and AID (while exposed), and
+/// its motion state.
+fn view(entry: &CameraEntry, state: &ApiState) -> Json {
+    let servers = &state.servers;
     let c = &entry.config;
     // A standalone camera pairs on its own: its code, while unpaired.
     let setup = servers.standalone_setup(&c.id);
@@ -129,6 +133,8 @@ fn view(entry: &CameraEntry, servers: &Servers) -> Json {
         "max_streams": c.max_streams,
         "always_on": c.always_on,
         "transcode": c.transcode.as_str(),
+        "motion_detection": c.motion_detection,
+        "motion": super::motion::view(state, &c.id),
         "origin": entry.origin,
         "aid": servers.camera_aid(&c.id),
         "setup_code": setup.as_ref().map(|(code, _)| code.clone()),

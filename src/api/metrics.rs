@@ -25,6 +25,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use super::ApiState;
+use crate::camera::motion::MotionTotals;
 use crate::camera::{CameraManager, StreamTotals};
 
 /// The bridge's metrics registry, built once with the API's router.
@@ -106,6 +107,9 @@ struct Snapshot {
     camera_snapshots: u64,
     /// RTSP reconnects per camera id.
     reconnects: Vec<(String, u64)>,
+    /// Motion detection per camera id: events, pictures analysed, seconds analysing, seconds
+    /// decoding.
+    motion: Vec<(String, MotionRow)>,
     /// Live streams by (mode, reason).
     live_modes: std::collections::BTreeMap<(&'static str, &'static str), u64>,
     resident_bytes: Option<u64>,
@@ -158,6 +162,11 @@ impl Snapshot {
             live_dropped_frames,
             camera_snapshots: cameras.snapshots.load(Ordering::Relaxed),
             reconnects: cameras.reconnects(),
+            motion: cameras
+                .motion_totals()
+                .into_iter()
+                .map(|(id, t)| (id, MotionRow::of(&t)))
+                .collect(),
             live_modes,
             resident_bytes: resident_bytes(),
         }
@@ -308,6 +317,44 @@ impl Snapshot {
             let labels = [("camera", camera.as_str())];
             Kind::Counter.encode(reconnects.encode_family(&labels)?, *n)?;
         }
+        let motion_counts: [(&str, &str, fn(&MotionRow) -> u64); 2] = [
+            (
+                "hap_bridge_motion_events",
+                "Motion events started by the detector, per camera.",
+                |m| m.events,
+            ),
+            (
+                "hap_bridge_motion_analysed_pictures",
+                "Pictures the motion detector analysed, per camera.",
+                |m| m.analysed,
+            ),
+        ];
+        for (name, help, value) in motion_counts {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (camera, row) in &self.motion {
+                let labels = [("camera", camera.as_str())];
+                Kind::Counter.encode(family.encode_family(&labels)?, value(row))?;
+            }
+        }
+        let motion_times: [(&str, &str, fn(&MotionRow) -> f64); 2] = [
+            (
+                "hap_bridge_motion_analysis_seconds",
+                "Time the motion detector spent analysing (downscale and detector), per camera.",
+                |m| m.analysis_seconds,
+            ),
+            (
+                "hap_bridge_motion_decode_seconds",
+                "Time spent decoding pictures for the motion detector, per camera.",
+                |m| m.decode_seconds,
+            ),
+        ];
+        for (name, help, value) in motion_times {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (camera, row) in &self.motion {
+                let labels = [("camera", camera.as_str())];
+                ConstCounter::new(value(row)).encode(family.encode_family(&labels)?)?;
+            }
+        }
         let mut modes = e.encode_descriptor(
             "hap_bridge_live_streams",
             "Live streams by mode (passthrough, transcode) and why (fits, does_not_fit, \
@@ -333,6 +380,26 @@ impl Snapshot {
 }
 
 /// The two kinds of single-value metric the bridge reports.
+/// A camera's motion detection figures over the process's life.
+#[derive(Debug)]
+struct MotionRow {
+    events: u64,
+    analysed: u64,
+    analysis_seconds: f64,
+    decode_seconds: f64,
+}
+
+impl MotionRow {
+    fn of(t: &MotionTotals) -> Self {
+        Self {
+            events: t.events.load(Ordering::Relaxed),
+            analysed: t.analysed.load(Ordering::Relaxed),
+            analysis_seconds: t.analysis_us.load(Ordering::Relaxed) as f64 / 1e6,
+            decode_seconds: t.decode_us.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     /// Goes up only, over the process's life.
@@ -457,6 +524,15 @@ mod tests {
             live_dropped_frames: 0,
             camera_snapshots: 5,
             reconnects: vec![("door".to_owned(), 2)],
+            motion: vec![(
+                "door".to_owned(),
+                MotionRow {
+                    events: 3,
+                    analysed: 50,
+                    analysis_seconds: 0.25,
+                    decode_seconds: 1.5,
+                },
+            )],
             live_modes: [(("transcode", "does_not_fit"), 1)].into_iter().collect(),
             resident_bytes: Some(4096),
         });
@@ -483,6 +559,11 @@ mod tests {
             "hap_bridge_stream_frame_latency_seconds_count 3",
             "# TYPE hap_bridge_rtsp_reconnects_total counter",
             "hap_bridge_rtsp_reconnects_total{camera=\"door\"} 2",
+            "# TYPE hap_bridge_motion_events_total counter",
+            "hap_bridge_motion_events_total{camera=\"door\"} 3",
+            "hap_bridge_motion_analysed_pictures_total{camera=\"door\"} 50",
+            "hap_bridge_motion_analysis_seconds_total{camera=\"door\"} 0.25",
+            "hap_bridge_motion_decode_seconds_total{camera=\"door\"} 1.5",
             "# TYPE hap_bridge_live_streams gauge",
             "hap_bridge_live_streams{mode=\"transcode\",reason=\"does_not_fit\"} 1",
             "# TYPE process_resident_memory_bytes gauge",

@@ -8,6 +8,7 @@
 pub(crate) mod advert;
 mod deferred;
 mod host;
+pub(crate) mod motion;
 pub(crate) mod negotiate;
 mod slot;
 mod stream_task;
@@ -29,6 +30,7 @@ use media::source::{RtspConfig, SourceConfig, TestPatternConfig};
 use tokio::sync::watch;
 
 use crate::config::{CameraSettings, Source, Transcode};
+use crate::sensors::Sensors;
 
 use deferred::{Deferred, Job};
 pub(crate) use host::{CameraHost, RequestOrigin};
@@ -177,6 +179,8 @@ pub(crate) struct CameraRuntime {
     manager: Weak<CameraManager>,
     /// When streams re-encode (the camera's `transcode` setting).
     transcode: Transcode,
+    /// Motion detection from the pictures, when on; taken when the camera stops.
+    motion: Mutex<Option<motion::MotionRuntime>>,
 }
 
 impl CameraRuntime {
@@ -213,11 +217,27 @@ impl CameraRuntime {
         }
     }
 
-    /// Ends every stream of the camera (it is being removed or the bridge stops).
+    /// Ends every stream of the camera and its motion detection (it is being removed or
+    /// reconfigured, or the bridge stops).
     pub(crate) fn stop_all(&self, why: &'static str) {
         for slot in &self.slots {
             slot.stop(why);
         }
+        drop(lock(&self.motion).take());
+    }
+
+    /// The motion detection's figures, when it runs.
+    pub(crate) fn motion_status(&self) -> Option<motion::MotionStatus> {
+        lock(&self.motion)
+            .as_ref()
+            .map(motion::MotionRuntime::status)
+    }
+
+    /// The motion detector's last picture, drawn, when it runs and has analysed one.
+    pub(crate) fn motion_picture(&self) -> Option<media::motion::render::Rgb> {
+        lock(&self.motion)
+            .as_ref()
+            .and_then(motion::MotionRuntime::picture)
     }
 
     /// Ends the streams set up by connection `conn` (it closed, HAP §7.1 step 4).
@@ -287,11 +307,15 @@ pub(crate) struct CameraManager {
     ended: Mutex<StreamTotals>,
     /// Work camera writes queue instead of doing under the server lock.
     deferred: Deferred,
+    /// Where motion detection sets Motion Detected.
+    sensors: Arc<Sensors>,
+    /// Motion figures per camera id, over the process's life.
+    motion_totals: Mutex<BTreeMap<String, Arc<motion::MotionTotals>>>,
 }
 
 impl CameraManager {
-    /// An empty manager.
-    pub(crate) fn new() -> Arc<Self> {
+    /// An empty manager; motion detection sets Motion Detected through `sensors`.
+    pub(crate) fn new(sensors: Arc<Sensors>) -> Arc<Self> {
         Arc::new(Self {
             cameras: Mutex::new(BTreeMap::new()),
             streams: Mutex::new(BTreeMap::new()),
@@ -301,7 +325,53 @@ impl CameraManager {
             snapshots: AtomicU64::new(0),
             ended: Mutex::new(StreamTotals::default()),
             deferred: Deferred::start(),
+            sensors,
+            motion_totals: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Motion figures per camera id (cameras whose detection ran since the process started),
+    /// with the running detections' latest counts folded in.
+    pub(crate) fn motion_totals(&self) -> Vec<(String, Arc<motion::MotionTotals>)> {
+        for cam in self.lock_cameras().values() {
+            if let Some(m) = lock(&cam.motion).as_ref() {
+                m.fold();
+            }
+        }
+        lock(&self.motion_totals)
+            .iter()
+            .map(|(id, t)| (id.clone(), t.clone()))
+            .collect()
+    }
+
+    /// Starts `cam`'s motion detection on its substream (or main stream) when it is on. A
+    /// failure leaves the camera streaming without it (logged).
+    fn start_motion(&self, cam: &CameraSettings, media: &Camera) -> Option<motion::MotionRuntime> {
+        if !cam.motion_detection.enabled {
+            return None;
+        }
+        let (hub, stream) = match media.sub() {
+            Some(sub) => (sub, "substream"),
+            None => (media.main(), "main"),
+        };
+        let totals = lock(&self.motion_totals)
+            .entry(cam.id.clone())
+            .or_default()
+            .clone();
+        match motion::MotionRuntime::start(
+            &cam.id,
+            hub,
+            stream,
+            &cam.motion_detection,
+            self.sensors.clone(),
+            totals,
+        ) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(camera = %cam.id, error = %e, "motion detection not started");
+                None
+            }
+        }
     }
 
     /// Timers of camera work waiting (stream endpoints expiring): at most one per stream slot.
@@ -358,15 +428,18 @@ impl CameraManager {
             .enumerate()
             .map(|(i, chars)| Slot::new(i, *chars, was_active(i)))
             .collect();
+        let media = Arc::new(Camera::new(main, sub));
+        let motion = self.start_motion(cam, &media);
         let runtime = Arc::new(CameraRuntime {
             id: cam.id.clone(),
-            media: Arc::new(Camera::new(main, sub)),
+            media,
             snapshots,
             sub_snapshots,
             placement,
             slots,
             manager: Arc::downgrade(self),
             transcode: cam.transcode,
+            motion: Mutex::new(motion),
         });
         let old = self.lock_cameras().insert(cam.id.clone(), runtime.clone());
         if let Some(old) = old {

@@ -7,6 +7,7 @@ use std::fmt;
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::motion::MotionDetection;
 use super::source::{Source, check_source, mask_url};
 use super::{
     ConfigError, DEFAULT_MAX_STREAMS, MAX_CAMERA_ID_LEN, MAX_STREAMS_LIMIT, TEST_PATTERN,
@@ -40,6 +41,8 @@ pub(crate) struct CameraSettings {
     pub(crate) always_on: bool,
     /// Re-encode when the camera's stream does not fit (auto), never, or always.
     pub(crate) transcode: Transcode,
+    /// Motion from the camera's own pictures.
+    pub(crate) motion_detection: MotionDetection,
 }
 
 /// When a camera's pictures are re-encoded for a live stream.
@@ -120,6 +123,8 @@ impl CameraSettings {
                 format!("must be 1..={MAX_STREAMS_LIMIT}"),
             ));
         }
+        self.motion_detection
+            .validate(&field("motion_detection."), self.sensors.motion)?;
         match (self.mode, self.port) {
             (CameraMode::Bridged, Some(_)) => Err(invalid(
                 field("port"),
@@ -174,6 +179,7 @@ pub(crate) struct CameraFields {
     max_streams: Option<u8>,
     always_on: Option<bool>,
     transcode: Option<Transcode>,
+    motion_detection: Option<MotionDetection>,
 }
 
 impl CameraFields {
@@ -190,6 +196,7 @@ impl CameraFields {
         "max_streams",
         "always_on",
         "transcode",
+        "motion_detection",
     ];
 
     /// A new camera (`current` is `None`: `id`, `name` and `source` required, defaults for the
@@ -273,6 +280,10 @@ impl CameraFields {
                 .transcode
                 .or_else(|| current.map(|c| c.transcode))
                 .unwrap_or_default(),
+            motion_detection: self
+                .motion_detection
+                .or_else(|| current.map(|c| c.motion_detection.clone()))
+                .unwrap_or_default(),
         })
     }
 }
@@ -298,6 +309,8 @@ pub(crate) fn field_error(path: &str, message: &str) -> String {
             .map_or(path, |p| p.trim_end_matches('.'));
         let (prefix, known) = if parent.is_empty() {
             (String::new(), CameraFields::NAMES.join(", "))
+        } else if parent.ends_with("motion_detection") {
+            (format!("{parent}."), MotionDetection::NAMES.join(", "))
         } else {
             (
                 format!("{parent}."),

@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod camera;
+mod motion;
 mod source;
 
 pub(crate) use camera::{
     CameraFields, CameraMode, CameraSettings, Sensors, Transcode, field_error,
 };
+pub(crate) use motion::MotionDetection;
 pub(crate) use source::{Source, check_source, mask_url};
 
 /// The whole configuration file.
@@ -158,6 +160,7 @@ impl Default for Config {
                 max_streams: DEFAULT_MAX_STREAMS,
                 always_on: false,
                 transcode: Transcode::Auto,
+                motion_detection: MotionDetection::default(),
             }],
             timings: Timings::default(),
             api: ApiConfig::default(),

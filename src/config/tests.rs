@@ -488,3 +488,100 @@ fn transcode_is_auto_never_or_always() {
     let got = err(&with("sometimes"));
     assert!(got.contains("sometimes") && got.contains("never"), "{got}");
 }
+
+#[test]
+fn motion_detection_parses_and_checks_every_field() {
+    let with = |table: &str| format!("{}[cameras.motion_detection]\n{table}\n", cam("a"));
+    let config = Config::parse(
+        &with(
+            "enabled = true\nsensitivity = 70\nmin_area = 1.5\ncooldown = 30\nfps = 4\n\
+             zones = [[[0.0, 0.0], [1.0, 0.0], [1.0, 0.5], [0.0, 0.5]]]",
+        ),
+        "test.toml",
+    )
+    .unwrap();
+    let m = &config.cameras[0].motion_detection;
+    assert!(m.enabled);
+    assert_eq!(
+        (m.sensitivity, m.min_area, m.cooldown, m.fps),
+        (70, 1.5, 30, 4.0)
+    );
+    let watch = m.watch_config();
+    assert_eq!(watch.settings.zones.len(), 1);
+    assert!(
+        (watch.settings.min_area - 0.015).abs() < 1e-6,
+        "percent to fraction"
+    );
+    assert!(watch.settings.zones[0].contains(0.5, 0.25));
+    // Left out: off, and defaults for the rest.
+    let config = Config::parse(&cam("a"), "test.toml").unwrap();
+    assert_eq!(
+        config.cameras[0].motion_detection,
+        MotionDetection::default()
+    );
+    assert!(!config.cameras[0].motion_detection.enabled);
+
+    for (table, want) in [
+        (
+            "sensitivity = 0",
+            "cameras[0].motion_detection.sensitivity: must be 1..=100",
+        ),
+        (
+            "min_area = 80",
+            "cameras[0].motion_detection.min_area: must be 0.01..=50",
+        ),
+        (
+            "cooldown = 4000",
+            "cameras[0].motion_detection.cooldown: must be 0..=3600",
+        ),
+        (
+            "fps = 60",
+            "cameras[0].motion_detection.fps: must be 1..=15",
+        ),
+        (
+            "zones = [[[0.0, 0.0], [1.0, 1.0]]]",
+            "cameras[0].motion_detection.zones[0]: a zone needs 3..=64 points",
+        ),
+        (
+            "zones = [[[0.0, 0.0], [1.0, 0.0], [0.5, 1.5]]]",
+            "cameras[0].motion_detection.zones[0]: point 2: coordinates are fractions",
+        ),
+    ] {
+        let got = err(&with(table));
+        assert!(got.contains(want), "{table}: {got}");
+    }
+    let got = err(&with("sensitivty = 3"));
+    assert!(
+        got.contains("sensitivty") && got.contains("sensitivity"),
+        "{got}"
+    );
+    let no_sensor = format!(
+        "{}sensors = []\n[cameras.motion_detection]\nenabled = true\n",
+        cam("a")
+    );
+    let got = err(&no_sensor);
+    assert!(
+        got.contains("cameras[0].motion_detection.enabled: needs the camera's motion sensor"),
+        "{got}"
+    );
+}
+
+#[test]
+fn motion_detection_through_the_api_parser_names_the_field() {
+    let fields: CameraFields = serde_json::from_str(
+        r#"{"id": "a", "name": "A", "source": "test-pattern",
+            "motion_detection": {"enabled": true, "zones": [[[0, 0], [1, 0], [0, 1]]]}}"#,
+    )
+    .unwrap();
+    let cam = fields.into_settings(None).unwrap();
+    assert!(cam.motion_detection.enabled);
+    cam.validate("").unwrap();
+    assert_eq!(
+        field_error(
+            "motion_detection",
+            "unknown field `zone`, expected one of `enabled`"
+        ),
+        "motion_detection.zone: unknown field (known: enabled, sensitivity, zones, min_area, \
+         cooldown, fps)"
+    );
+}
