@@ -149,6 +149,11 @@ impl Sensors {
         Ok(())
     }
 
+    /// How long Motion Detected stays on after the last trigger.
+    pub(crate) fn motion_reset(&self) -> Duration {
+        self.reset
+    }
+
     /// Whether camera `camera`'s Motion Detected is on, and when its last run ended.
     pub(crate) fn motion_state(&self, camera: &str) -> Result<MotionState, SensorError> {
         let cam = self.camera(camera)?;

@@ -317,7 +317,7 @@ impl Snapshot {
             let labels = [("camera", camera.as_str())];
             Kind::Counter.encode(reconnects.encode_family(&labels)?, *n)?;
         }
-        let motion_counts: [(&str, &str, fn(&MotionRow) -> u64); 2] = [
+        let motion_counts: [MotionFamily<u64>; 2] = [
             (
                 "hap_bridge_motion_events",
                 "Motion events started by the detector, per camera.",
@@ -336,7 +336,7 @@ impl Snapshot {
                 Kind::Counter.encode(family.encode_family(&labels)?, value(row))?;
             }
         }
-        let motion_times: [(&str, &str, fn(&MotionRow) -> f64); 2] = [
+        let motion_times: [MotionFamily<f64>; 2] = [
             (
                 "hap_bridge_motion_analysis_seconds",
                 "Time the motion detector spent analysing (downscale and detector), per camera.",
@@ -380,6 +380,9 @@ impl Snapshot {
 }
 
 /// The two kinds of single-value metric the bridge reports.
+/// A motion metric family: name, help, and its value per camera.
+type MotionFamily<T> = (&'static str, &'static str, fn(&MotionRow) -> T);
+
 /// A camera's motion detection figures over the process's life.
 #[derive(Debug)]
 struct MotionRow {

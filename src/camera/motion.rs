@@ -5,7 +5,8 @@
 //! The watcher's thread publishes each analysis on a `watch` channel (the newest wins, nothing
 //! queues); a task on the runtime starts an event on the first motion (unless the camera's
 //! cooldown since the last event's end is still running) and keeps it alive while motion goes
-//! on, re-triggering at most every [`EXTEND_EVERY`].
+//! on, re-triggering well within the sensors' reset time (a third of it, at most every
+//! [`EXTEND_EVERY`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use crate::config::MotionDetection;
 use crate::sensors::Sensors;
 
 /// While motion goes on, Motion Detected is triggered again at most this often (each trigger
-/// pushes the sensor's reset back).
+/// pushes the sensor's reset back), and at least three times per reset time.
 pub(crate) const EXTEND_EVERY: Duration = Duration::from_secs(1);
 
 /// A camera's motion figures over the process's life (they survive the camera's runtime being
@@ -161,7 +162,7 @@ impl MotionRuntime {
             analysis_ms: per(stats.analysis_time.as_micros() as u64, stats.analysed),
             decode_ms: per(stats.decode_time.as_micros() as u64, stats.decoded),
             source_size: stats.source_size,
-            last_error: stats.last_error.clone(),
+            last_error: stats.last_error,
             last: self.watcher.view().map(|v| LastAnalysis {
                 area: v.analysis.area * 100.0,
                 noise: v.analysis.noise,
@@ -212,6 +213,7 @@ async fn events(
     last_event: Arc<std::sync::Mutex<Option<SystemTime>>>,
 ) {
     let mut last_trigger: Option<tokio::time::Instant> = None;
+    let extend_every = EXTEND_EVERY.min(sensors.motion_reset() / 3);
     while rx.changed().await.is_ok() {
         let Some(report) = *rx.borrow_and_update() else {
             continue;
@@ -225,7 +227,7 @@ async fn events(
         };
         let now = tokio::time::Instant::now();
         if state.active {
-            if last_trigger.is_some_and(|t| now < t + EXTEND_EVERY) {
+            if last_trigger.is_some_and(|t| now < t + extend_every) {
                 continue;
             }
         } else if state.ended.is_some_and(|end| now < end + cooldown) {

@@ -1,10 +1,16 @@
 //! The GStreamer RTSP server fixture (`fixtures/rtsp_server.py` of this crate) as a child
 //! process, used by media's runtime tests and the bridge's end-to-end tests.
+//!
+//! Besides the camera-like streams (`/main`, `/sub`, `/bframes`, `/stalls`) it serves scenes for
+//! testing a motion detector ([`RtspServer::scene_url`]: `static`, `object`, `object-low`), each
+//! session with its own timeline, and reports their changes as `EVENT <name> <unix time>
+//! session=<n>` lines on its stdout, which [`RtspServer::wait_event`] waits for. The script's
+//! docstring has the scenes' details and timings.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::time::{Duration, Instant};
 
 const PACKAGES: &str = "gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-ugly \
                         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad";
@@ -16,6 +22,54 @@ pub struct RtspServer {
     pub url: String,
     /// The port it listens on.
     pub port: u16,
+    /// Its stdout lines after the `URL` one.
+    output: Arc<Output>,
+}
+
+/// The fixture's stdout lines after its `URL` line, filled by the thread draining its stdout.
+#[derive(Default)]
+struct Output {
+    lines: Mutex<OutputLines>,
+    /// Notified at each new line and at the end of the output.
+    grew: Condvar,
+}
+
+#[derive(Default)]
+struct OutputLines {
+    lines: Vec<String>,
+    /// The stdout closed (the fixture exited or was killed): no more lines.
+    ended: bool,
+}
+
+impl Output {
+    /// The lines, even after a panic elsewhere while they were locked (a line list stays valid).
+    fn lock(&self) -> MutexGuard<'_, OutputLines> {
+        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, line: Option<String>) {
+        let mut output = self.lock();
+        match line {
+            Some(line) => output.lines.push(line),
+            None => output.ended = true,
+        }
+        self.grew.notify_all();
+    }
+}
+
+/// `(name, unix time)` of an `EVENT <name> <unix time> ...` line; panics on an `EVENT` line
+/// without a readable time (the fixture and this parser disagree).
+fn parse_event(line: &str) -> Option<(&str, f64)> {
+    let mut words = line.split_whitespace();
+    if words.next()? != "EVENT" {
+        return None;
+    }
+    let name = words.next()?;
+    let time = words
+        .next()
+        .and_then(|time| time.parse().ok())
+        .unwrap_or_else(|| panic!("malformed RTSP fixture line {line:?}"));
+    Some((name, time))
 }
 
 impl RtspServer {
@@ -56,11 +110,17 @@ impl RtspServer {
             });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let output = Arc::new(Output::default());
+        let later = Arc::clone(&output);
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let first = lines.next().and_then(Result::ok);
             let _ = tx.send(first);
-            for _ in lines {} // keep the pipe drained
+            // Keeps the pipe drained and every later line for wait_event and friends.
+            for line in lines.map_while(Result::ok) {
+                later.push(Some(line));
+            }
+            later.push(None);
         });
         match rx.recv_timeout(STARTUP_LIMIT) {
             Ok(Some(line)) if line.starts_with("URL ") => {
@@ -71,7 +131,12 @@ impl RtspServer {
                     .next()
                     .and_then(|p| p.parse().ok())
                     .expect("port in fixture URL");
-                Self { child, url, port }
+                Self {
+                    child,
+                    url,
+                    port,
+                    output,
+                }
             }
             other => {
                 let _ = child.kill();
@@ -102,6 +167,84 @@ impl RtspServer {
     /// The 1280x720 stream with two B-frames between reference pictures.
     pub fn bframes_url(&self) -> String {
         self.url.replace("/main", "/bframes")
+    }
+
+    /// The URL of a motion-detector scene (640x360@15, each session its own pipeline and
+    /// timeline from its DESCRIBE; see the script's docstring), `name` being one of:
+    /// - `static`: a still, detailed, noisy picture (every pixel flickers by a few luma levels
+    ///   each frame) with lighting changes only: a slow brightness ramp from 6 s to 14 s
+    ///   (event `static-ramp-start`), a sudden IR-like switch at 16 s (`static-ir-switch`);
+    /// - `object`: the same picture with an 80x48 white object in the top band (y 30..78): still
+    ///   for 4 s, then crossing the whole width in 3 s, still 8 s, crossing back, and so on
+    ///   (event `object-move` at the first picture of every crossing);
+    /// - `object-low`: the same with a black object in the bottom band (y 288..336, 0.8 to 0.93
+    ///   of the height; event `object-low-move`).
+    ///
+    /// A leading `/scene/` in `name` is allowed.
+    pub fn scene_url(&self, name: &str) -> String {
+        let name = name.trim_start_matches("/scene/");
+        assert!(
+            matches!(name, "static" | "object" | "object-low"),
+            "the RTSP fixture has no scene {name:?}"
+        );
+        self.url.replace("/main", &format!("/scene/{name}"))
+    }
+
+    /// The number of stdout lines the fixture printed after its `URL` line so far: a mark to
+    /// pass to [`Self::wait_event`] to wait only for events printed from now on.
+    pub fn output_len(&self) -> usize {
+        self.output.lock().lines.len()
+    }
+
+    /// A copy of the stdout lines the fixture printed after its `URL` line so far (`EVENT`
+    /// lines include the session number: `EVENT <name> <unix time> session=<n>`).
+    pub fn output_lines(&self) -> Vec<String> {
+        self.output.lock().lines.clone()
+    }
+
+    /// The `EVENT <name> ...` lines printed so far, as `(line index, unix time in seconds)`, in
+    /// order. Every session of a scene prints its own.
+    pub fn events(&self, name: &str) -> Vec<(usize, f64)> {
+        let output = self.output.lock();
+        output
+            .lines
+            .iter()
+            .enumerate()
+            .filter_map(|(index, line)| match parse_event(line) {
+                Some((event, time)) if event == name => Some((index, time)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits up to `timeout` for the first `EVENT <name> <unix time> ...` line (see
+    /// [`Self::scene_url`] for the names) at line index `from` or later (0: any; a mark from
+    /// [`Self::output_len`]: only later ones), and returns its `(line index, unix time in
+    /// seconds)`, the time the fixture made the change (its pictures reach a client some 0.2 s
+    /// later). The next one: `wait_event(name, index + 1, ..)`. `None` once `timeout` passed or
+    /// the fixture's output ended without one.
+    pub fn wait_event(&self, name: &str, from: usize, timeout: Duration) -> Option<(usize, f64)> {
+        let deadline = Instant::now() + timeout;
+        let mut output = self.output.lock();
+        let mut next = from;
+        loop {
+            while let Some(line) = output.lines.get(next) {
+                match parse_event(line) {
+                    Some((event, time)) if event == name => return Some((next, time)),
+                    _ => next += 1,
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if output.ended || left.is_zero() {
+                return None;
+            }
+            output = self
+                .output
+                .grew
+                .wait_timeout(output, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// Freezes (`true`, SIGSTOP) or thaws (`false`, SIGCONT) the server: connections stay open

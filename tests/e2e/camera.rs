@@ -20,7 +20,7 @@ use crate::rtsp_fixture::RtspServer;
 use crate::util::{Bridge, SETUP_CODE, TempDir};
 
 /// Pairs controller 1 and returns a verified connection and the aid of the camera `name`.
-fn connect(
+pub(crate) fn connect(
     bridge: &Bridge,
     name: &str,
 ) -> (

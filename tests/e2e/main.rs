@@ -9,6 +9,7 @@ mod api;
 mod camera;
 mod interop;
 mod metrics;
+mod motion;
 mod page;
 mod pairing;
 mod server;

@@ -100,7 +100,7 @@ mod tests {
         let kept: usize = m.iter().filter(|&&c| c).count();
         assert!(!m[0] && !m[2 * 8 + 2], "specks removed");
         assert!(m[2 * 8 + 5], "the block's centre stays");
-        assert!(kept >= 5 && kept <= 9, "{kept}");
+        assert!((5..=9).contains(&kept), "{kept}");
     }
 
     #[test]

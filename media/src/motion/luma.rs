@@ -45,7 +45,7 @@ pub fn downscale(
                 sum += y[start..end].iter().map(|&v| u32::from(v)).sum::<u32>();
                 n += (end - start) as u32;
             }
-            out[gy * grid_w + gx] = if n == 0 { 0 } else { ((sum + n / 2) / n) as u8 };
+            out[gy * grid_w + gx] = (sum + n / 2).checked_div(n).unwrap_or(0) as u8;
         }
     }
 }

@@ -113,9 +113,7 @@ impl MotionWatcher {
         let worker = Worker {
             hub: hub.clone(),
             shared: shared.clone(),
-            interval_90k: (90_000.0 / config.fps.clamp(*FPS_RANGE.start(), *FPS_RANGE.end()))
-                as u64,
-            settings: config.settings,
+            config,
             on_report: Box::new(on_report),
         };
         std::thread::Builder::new()
@@ -145,32 +143,27 @@ impl Drop for MotionWatcher {
 struct Worker {
     hub: Hub,
     shared: Arc<Shared>,
-    interval_90k: u64,
-    settings: MotionSettings,
+    config: WatchConfig,
     on_report: Box<dyn FnMut(Report) + Send>,
 }
 
 impl Worker {
     fn run(mut self) {
         let name = self.hub.name().to_owned();
-        let mut decoder = match SourceDecoder::new() {
-            Ok(d) => d,
+        let mut analyser = match Analyser::new(self.config.clone()) {
+            Ok(a) => a,
             Err(e) => {
-                self.error(format!("no decoder: {e}"));
+                lock(&self.shared.stats).last_error = Some(format!("no decoder: {e}"));
                 return;
             }
         };
         let mut sub = None;
-        let mut detector: Option<Detector> = None;
-        let mut next_due: Option<u64> = None;
-        let mut synced = false;
-        let mut luma = Vec::new();
         while !self.shared.stop.load(Ordering::Acquire) {
             let Some(s) = sub.as_mut() else {
                 match self.hub.subscribe() {
                     Ok(s) => sub = Some(s),
                     Err(e) => {
-                        self.error(e.to_string());
+                        lock(&self.shared.stats).last_error = Some(e.to_string());
                         std::thread::sleep(RESUBSCRIBE_AFTER);
                     }
                 }
@@ -180,86 +173,148 @@ impl Worker {
                 Ok(Some(au)) => au,
                 Ok(None) => continue,
                 Err(e) => {
-                    self.error(e.to_string());
+                    lock(&self.shared.stats).last_error = Some(e.to_string());
                     sub = None;
-                    synced = false;
+                    analyser.resync();
                     std::thread::sleep(RESUBSCRIBE_AFTER);
                     continue;
                 }
             };
-            if !synced && !au.is_idr {
-                continue;
+            let report = analyser.push(&au);
+            if let Some(e) = analyser.take_error() {
+                tracing::debug!(camera = %name, error = %e, "motion: resync at next IDR");
             }
-            synced = true;
-            // A new source session may start its clock anew.
-            if next_due.is_some_and(|t| au.timestamp_90k + 10 * self.interval_90k < t) {
-                next_due = None;
+            *lock(&self.shared.stats) = analyser.stats().clone();
+            if let Some(report) = report {
+                *lock(&self.shared.view) = analyser.view();
+                (self.on_report)(report);
             }
-            let due = |ts: u64| next_due.is_none_or(|t| ts + self.interval_90k / 4 >= t);
-            if !due(au.timestamp_90k) && is_disposable(&au) {
-                lock(&self.shared.stats).skipped += 1;
-                continue;
-            }
-            let started = Instant::now();
-            let decoded = decoder.decode(&au);
-            let decode_time = started.elapsed();
-            {
-                let mut stats = lock(&self.shared.stats);
-                stats.decoded += 1;
-                stats.decode_time += decode_time;
-            }
-            let picture = match decoded {
-                Ok(Some(p)) => p,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::debug!(camera = %name, error = %e, "motion: resync at next IDR");
-                    self.error(e.to_string());
-                    synced = false;
-                    continue;
-                }
-            };
-            if !due(picture.stamp.timestamp_90k) {
-                continue;
-            }
-            next_due = Some(picture.stamp.timestamp_90k + self.interval_90k);
-            let started = Instant::now();
-            let (w, h) = picture.yuv.dimensions();
-            let grid = grid_size(w as u32, h as u32);
-            let (stride, _, _) = picture.yuv.strides();
-            downscale(picture.yuv.y(), stride, (w, h), grid, &mut luma);
-            let stamp = picture.stamp;
-            let d = match &mut detector {
-                Some(d) if d.size() == grid => d,
-                _ => detector.insert(Detector::new(&self.settings, grid)),
-            };
-            let Ok(analysis) = d.analyse(&luma) else {
-                continue;
-            };
-            let analysis_time = started.elapsed();
-            {
-                let mut stats = lock(&self.shared.stats);
-                stats.analysed += 1;
-                stats.analysis_time += analysis_time;
-                stats.source_size = Some((w as u32, h as u32));
-            }
-            *lock(&self.shared.view) = Some(View {
-                analysis,
-                at: Instant::now(),
-                size: grid,
-                picture: d.picture().to_vec(),
-                zone: d.zone().to_vec(),
-                changed: d.changed().to_vec(),
-            });
-            (self.on_report)(Report {
-                analysis,
-                stamp,
-                analysis_time,
-            });
         }
     }
+}
 
-    fn error(&self, e: String) {
-        lock(&self.shared.stats).last_error = Some(e);
+/// The watcher's work on one access unit at a time, without a thread or a hub (benchmarks feed
+/// it a file): decode what is needed, analyse the pictures that are due.
+pub struct Analyser {
+    decoder: SourceDecoder,
+    detector: Option<Detector>,
+    settings: MotionSettings,
+    interval_90k: u64,
+    next_due: Option<u64>,
+    synced: bool,
+    luma: Vec<u8>,
+    stats: WatchStats,
+    error: Option<String>,
+    last: Option<Analysis>,
+}
+
+impl Analyser {
+    /// An analyser with its own decoder.
+    pub fn new(config: WatchConfig) -> Result<Self, openh264::Error> {
+        Ok(Self {
+            decoder: SourceDecoder::new()?,
+            detector: None,
+            settings: config.settings,
+            interval_90k: (90_000.0 / config.fps.clamp(*FPS_RANGE.start(), *FPS_RANGE.end()))
+                as u64,
+            next_due: None,
+            synced: false,
+            luma: Vec::new(),
+            stats: WatchStats::default(),
+            error: None,
+            last: None,
+        })
+    }
+
+    /// The source was interrupted: wait for the next IDR.
+    pub fn resync(&mut self) {
+        self.synced = false;
+    }
+
+    /// Takes one access unit (in decoding order); returns the analysis of the picture it let
+    /// out, if that picture was due.
+    pub fn push(&mut self, au: &Arc<AccessUnit>) -> Option<Report> {
+        if !self.synced && !au.is_idr {
+            return None;
+        }
+        self.synced = true;
+        let interval = self.interval_90k;
+        // A new source session may start its clock anew.
+        if self
+            .next_due
+            .is_some_and(|t| au.timestamp_90k + 10 * interval < t)
+        {
+            self.next_due = None;
+        }
+        let next_due = self.next_due;
+        let due = move |ts: u64| next_due.is_none_or(|t| ts + interval / 4 >= t);
+        if !due(au.timestamp_90k) && is_disposable(au) {
+            self.stats.skipped += 1;
+            return None;
+        }
+        let started = Instant::now();
+        let decoded = self.decoder.decode(au);
+        self.stats.decoded += 1;
+        self.stats.decode_time += started.elapsed();
+        let picture = match decoded {
+            Ok(Some(p)) => p,
+            Ok(None) => return None,
+            Err(e) => {
+                let e = e.to_string();
+                self.stats.last_error = Some(e.clone());
+                self.error = Some(e);
+                self.synced = false;
+                return None;
+            }
+        };
+        if !due(picture.stamp.timestamp_90k) {
+            return None;
+        }
+        self.next_due = Some(picture.stamp.timestamp_90k + interval);
+        let started = Instant::now();
+        let (w, h) = picture.yuv.dimensions();
+        let grid = grid_size(w as u32, h as u32);
+        let (stride, _, _) = picture.yuv.strides();
+        downscale(picture.yuv.y(), stride, (w, h), grid, &mut self.luma);
+        let stamp = picture.stamp;
+        let detector = match &mut self.detector {
+            Some(d) if d.size() == grid => d,
+            _ => self.detector.insert(Detector::new(&self.settings, grid)),
+        };
+        let analysis = detector.analyse(&self.luma).ok()?;
+        let analysis_time = started.elapsed();
+        self.stats.analysed += 1;
+        self.stats.analysis_time += analysis_time;
+        self.stats.source_size = Some((w as u32, h as u32));
+        self.last = Some(analysis);
+        Some(Report {
+            analysis,
+            stamp,
+            analysis_time,
+        })
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> &WatchStats {
+        &self.stats
+    }
+
+    /// The decode error of the last [`Analyser::push`], once.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.error.take()
+    }
+
+    /// The last analysis with its picture and masks.
+    pub fn view(&self) -> Option<View> {
+        let (d, analysis) = (self.detector.as_ref()?, self.last?);
+        Some(View {
+            analysis,
+            at: Instant::now(),
+            size: d.size(),
+            picture: d.picture().to_vec(),
+            zone: d.zone().to_vec(),
+            changed: d.changed().to_vec(),
+        })
     }
 }
 
