@@ -108,6 +108,43 @@ pub(crate) struct StreamArgs {
     /// `hap-bridge stream: session start` on stderr marks the moment the stream starts.
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     pub(crate) warm_up: f64,
+    /// Also send audio (Opus over SRTP) here. The test pattern sends its beep; other sources
+    /// have no audio yet.
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["audio_srtp_key", "audio_ssrc"])]
+    pub(crate) audio_dest: Option<SocketAddr>,
+    /// Audio SRTP master key + salt (AES_CM_128_HMAC_SHA1_80), base64.
+    #[arg(long, value_name = "BASE64")]
+    pub(crate) audio_srtp_key: Option<String>,
+    /// Audio RTP SSRC.
+    #[arg(long, value_name = "N")]
+    pub(crate) audio_ssrc: Option<u32>,
+    /// Audio RTP payload type.
+    #[arg(long, value_name = "N", default_value_t = 110)]
+    pub(crate) audio_pt: u8,
+    /// Audio sample rate (the RTP clock rate too).
+    #[arg(long, value_name = "HZ", default_value_t = 24_000, value_parser = parse_audio_rate)]
+    pub(crate) audio_rate: u32,
+    /// Audio packet time.
+    #[arg(long, value_name = "MS", default_value_t = 20, value_parser = parse_audio_ptime)]
+    pub(crate) audio_ptime: u32,
+}
+
+/// `--audio-rate`: the rates HomeKit's Opus uses.
+fn parse_audio_rate(s: &str) -> Result<u32, String> {
+    match s {
+        "16000" => Ok(16_000),
+        "24000" => Ok(24_000),
+        _ => Err("expected 16000 or 24000".into()),
+    }
+}
+
+/// `--audio-ptime`: the packet times iOS asks for.
+fn parse_audio_ptime(s: &str) -> Result<u32, String> {
+    match s {
+        "20" => Ok(20),
+        "60" => Ok(60),
+        _ => Err("expected 20 or 60".into()),
+    }
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {

@@ -115,6 +115,10 @@ async fn stream(args: &StreamArgs) -> anyhow::Result<()> {
     }
     // Benchmarks time the first packet and picture from this line (benches/latency.rs).
     eprintln!("hap-bridge stream: session start");
+    let audio = match args.audio_dest {
+        Some(dest) => Some(start_audio(args, dest).await?),
+        None => None,
+    };
     let mut handle = session::start(camera, socket, params)
         .await
         .context("starting the stream")?;
@@ -127,8 +131,67 @@ async fn stream(args: &StreamArgs) -> anyhow::Result<()> {
         }
     }
     print_stats(&handle.stats());
+    if let Some(audio) = audio {
+        let s = audio.stats();
+        println!(
+            "audio: {} packets, {} payload bytes, {} send errors, encode {:.3} ms/packet",
+            s.packets,
+            s.octets,
+            s.send_errors,
+            s.encode_time.as_secs_f64() * 1000.0 / s.packets.max(1) as f64
+        );
+        audio.stop().await;
+    }
     Ok(())
 }
+
+/// The audio stream of `--audio-dest`: the test pattern's beep, Opus over SRTP.
+async fn start_audio(
+    args: &StreamArgs,
+    dest: std::net::SocketAddr,
+) -> anyhow::Result<media::audio::sender::AudioHandle> {
+    use media::audio::sender::{self, AudioInput, AudioParams};
+    anyhow::ensure!(
+        args.rtsp == "test-pattern",
+        "--audio-dest: only the test pattern has audio so far (camera audio is not ingested yet)"
+    );
+    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    let key = args.audio_srtp_key.as_deref().unwrap_or_default();
+    let keys = decode_params(suite, key).map_err(|e| {
+        anyhow::anyhow!("--audio-srtp-key: {e} (base64 of the 16-byte key + 14-byte salt)")
+    })?;
+    let bind = if dest.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let socket = Arc::new(UdpSocket::bind(bind).await.context("audio UDP socket")?);
+    let mut rng = rand::rng();
+    let params = AudioParams {
+        sample_rate: args.audio_rate,
+        packet_time_ms: args.audio_ptime,
+        bitrate_bps: AUDIO_BITRATE,
+        payload_type: args.audio_pt,
+        ssrc: args.audio_ssrc.unwrap_or_default(),
+        srtp: SrtpKeys {
+            suite,
+            key: keys.key.to_vec(),
+            salt: keys.salt.to_vec(),
+        },
+        destination: dest,
+        rtcp_interval: Duration::from_millis(500),
+        initial_sequence: rng.random(),
+        initial_timestamp: rng.random(),
+    };
+    eprintln!(
+        "hap-bridge stream: audio -> {dest} (Opus {} Hz, {} ms packets)",
+        args.audio_rate, args.audio_ptime
+    );
+    sender::start(AudioInput::Tone, socket, params).context("starting the audio stream")
+}
+
+/// Opus bit rate of `--audio-dest` (iOS asks 24 kbit/s).
+const AUDIO_BITRATE: u32 = 24_000;
 
 /// Waits `secs`, then until the hub holds a GOP (an IDR and what follows), at most
 /// [`WARM_UP_LIMIT`] longer.

@@ -34,11 +34,11 @@ if [ "${avail_kb:-0}" -lt $((4 * 1024 * 1024)) ]; then
 fi
 
 # ---- 1. System packages (Debian) ------------------------------------------------------------
-# ffmpeg: independent SRTP receiver and H.264 decoder; nasm: openh264's assembly (without it
-# encoding is ~2.5x slower); GStreamer's RTSP server: the real camera in tests; iproute2 and
+# ffmpeg: independent SRTP receiver and H.264/Opus decoder; nasm: openh264's assembly (without it
+# encoding is ~2.5x slower); cmake: builds the bundled libopus (camera audio); GStreamer's RTSP server: the real camera in tests; iproute2 and
 # util-linux: private network namespaces for the mDNS tests; chromium: the web page test
 # (headless; tests/e2e/page.rs).
-APT_PACKAGES=(ffmpeg nasm gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-ugly
+APT_PACKAGES=(ffmpeg nasm cmake gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iproute2 util-linux python3-venv chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

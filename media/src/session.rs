@@ -583,7 +583,7 @@ const MIN_RTCP_INTERVAL: Duration = Duration::from_millis(100);
 /// Receive buffer for RTCP.
 const RTCP_BUFFER: usize = 2048;
 /// RTCP SDES CNAME of our streams.
-const CNAME: &str = "hap-bridge";
+pub(crate) const CNAME: &str = "hap-bridge";
 
 /// A backward step of the source clock larger than B-frame reordering explains (1 s): a new
 /// source session.

@@ -6,6 +6,7 @@
 
 mod accessories;
 mod api;
+mod audio;
 mod camera;
 mod interop;
 mod metrics;

@@ -1,4 +1,5 @@
 //! The built-in test pattern: a moving picture with a frame counter and a wall clock drawn in,
+//! and a white square flashing with the demo camera's beep (the first 100 ms of each second),
 //! encoded in-process with openh264, so the bridge runs with no camera.
 //!
 //! [`TestPattern`] produces pictures as fast as asked (for benchmarks and tests);
@@ -267,6 +268,12 @@ fn draw(pic: &mut [u8], config: &TestPatternConfig, n: u64, now: SystemTime) {
     fill_rect(y_plane, w, 0, 0, band_w, band_h, 16);
     for (i, c) in text.chars().enumerate() {
         draw_glyph(y_plane, w, h, scale + i * glyph_w, scale, scale, c);
+    }
+    // The flash: a white square at the top right while the demo camera's beep sounds (the same
+    // wall-clock window, `audio::tone`), so audio/video sync can be measured at a receiver.
+    if crate::audio::tone::beeping(since) {
+        let side = (h / 8).max(8).min(w);
+        fill_rect(y_plane, w, w - side, 0, side, side, 235);
     }
 }
 

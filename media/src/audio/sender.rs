@@ -1,0 +1,238 @@
+//! One audio stream: PCM from an [`AudioInput`], Opus-encoded, one RTP packet each packet time
+//! (paced by the clock, the RTP timestamp advancing by exactly one packet's samples), SRTP, and
+//! a Sender Report each RTCP interval whose NTP time and RTP timestamp come from the same wall
+//! clock the video's reports use, so a receiver can line the two up.
+//!
+//! It only sends: the receiver's RTCP for a camera stream arrives on the video session's socket
+//! (HomeKit gives one port for both), where the video session reads it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use super::opus::{OpusEncoder, OpusError};
+use super::rtp::AudioPacketizer;
+use super::{samples_per_packet, tone};
+use crate::rtcp::{NtpTimestamp, SenderInfo, SenderReport, sender_report_compound};
+use crate::session::SrtpKeys;
+use crate::srtp::SrtpContext;
+
+/// Where the samples come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioInput {
+    /// The demo camera's beep (see [`tone`]).
+    Tone,
+}
+
+/// An audio stream's parameters, in media's own terms.
+#[derive(Clone, Debug)]
+pub struct AudioParams {
+    /// Samples a second (the RTP clock rate too).
+    pub sample_rate: u32,
+    /// Each packet's duration (ms).
+    pub packet_time_ms: u32,
+    /// Encoder bit rate (bit/s).
+    pub bitrate_bps: u32,
+    /// RTP payload type.
+    pub payload_type: u8,
+    /// Our SSRC.
+    pub ssrc: u32,
+    /// SRTP suite and keys.
+    pub srtp: SrtpKeys,
+    /// Where RTP and RTCP go.
+    pub destination: SocketAddr,
+    /// Interval between Sender Reports.
+    pub rtcp_interval: Duration,
+    /// Random initial sequence number.
+    pub initial_sequence: u16,
+    /// Random initial RTP timestamp.
+    pub initial_timestamp: u32,
+}
+
+/// Why an audio stream could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioStartError {
+    /// The encoder refused the parameters.
+    #[error("audio encoder: {0}")]
+    Encoder(#[from] OpusError),
+    /// The SRTP keys are unusable.
+    #[error("audio SRTP keys: {0}")]
+    Srtp(String),
+}
+
+/// An audio stream's figures.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AudioStats {
+    /// RTP packets sent.
+    pub packets: u64,
+    /// Payload octets sent.
+    pub octets: u64,
+    /// Packets that could not be sent (socket errors).
+    pub send_errors: u64,
+    /// Time spent encoding.
+    pub encode_time: Duration,
+}
+
+/// A running audio stream; it stops when this is dropped.
+pub struct AudioHandle {
+    stop: watch::Sender<bool>,
+    stats: Arc<Mutex<AudioStats>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl AudioHandle {
+    /// The figures so far.
+    pub fn stats(&self) -> AudioStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Stops the stream (after a BYE-less last report) and waits for its task.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for AudioHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Starts sending `input` as `params` say, over `socket`.
+pub fn start(
+    input: AudioInput,
+    socket: Arc<UdpSocket>,
+    params: AudioParams,
+) -> Result<AudioHandle, AudioStartError> {
+    let encoder = OpusEncoder::new(
+        params.sample_rate,
+        params.packet_time_ms,
+        params.bitrate_bps,
+    )?;
+    let srtp = SrtpContext::new(params.srtp.suite, &params.srtp.key, &params.srtp.salt)
+        .map_err(|e| AudioStartError::Srtp(e.to_string()))?;
+    let stats = Arc::new(Mutex::new(AudioStats::default()));
+    let (stop, stop_rx) = watch::channel(false);
+    let sender = AudioSender {
+        input,
+        packetizer: AudioPacketizer::new(
+            params.ssrc,
+            params.payload_type,
+            params.initial_sequence,
+            params.initial_timestamp,
+        ),
+        encoder,
+        srtp,
+        socket,
+        params,
+        stats: stats.clone(),
+    };
+    let task = tokio::spawn(sender.run(stop_rx));
+    Ok(AudioHandle {
+        stop,
+        stats,
+        task: Some(task),
+    })
+}
+
+struct AudioSender {
+    input: AudioInput,
+    packetizer: AudioPacketizer,
+    encoder: OpusEncoder,
+    srtp: SrtpContext,
+    socket: Arc<UdpSocket>,
+    params: AudioParams,
+    stats: Arc<Mutex<AudioStats>>,
+}
+
+impl AudioSender {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let ptime = Duration::from_millis(u64::from(self.params.packet_time_ms));
+        let samples = samples_per_packet(self.params.sample_rate, self.params.packet_time_ms);
+        // One clock for everything: packet k covers [wall0 + k·ptime, +ptime) and carries RTP
+        // timestamp initial + k·samples; Sender Reports map now to the same line.
+        let started = Instant::now();
+        let wall0 = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut pacer = tokio::time::interval_at(tokio::time::Instant::from_std(started), ptime);
+        // A late tick sends its packet at once: the receiver's timeline has no gap.
+        pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut reports = tokio::time::interval(self.params.rtcp_interval.max(MIN_RTCP_INTERVAL));
+        reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pcm = vec![0i16; samples as usize];
+        let mut packet = Vec::new();
+        let mut k: u32 = 0;
+        loop {
+            tokio::select! {
+                biased;
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+                _ = pacer.tick() => {
+                    let span = wall0 + ptime * k;
+                    match self.input {
+                        AudioInput::Tone => tone::fill(&mut pcm, self.params.sample_rate, span),
+                    }
+                    k = k.wrapping_add(1);
+                    let t = Instant::now();
+                    let Ok(encoded) = self.encoder.encode(&pcm) else {
+                        continue;
+                    };
+                    self.packetizer.packetize(encoded, samples, &mut packet);
+                    let encode_time = t.elapsed();
+                    let sent = match self.srtp.protect_rtp(&packet) {
+                        Ok(wire) => self.socket.send_to(&wire, self.params.destination).await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if let Ok(mut s) = self.stats.lock() {
+                        s.packets = self.packetizer.packet_count();
+                        s.octets = self.packetizer.payload_octets();
+                        s.send_errors += u64::from(!sent);
+                        s.encode_time += encode_time;
+                    }
+                }
+                _ = reports.tick() => self.send_report(started, wall0).await,
+            }
+        }
+    }
+
+    /// A Sender Report: now on the wall clock, and the RTP timestamp of now on the stream's
+    /// timeline.
+    async fn send_report(&mut self, started: Instant, wall0: Duration) {
+        if self.packetizer.packet_count() == 0 {
+            return;
+        }
+        let elapsed = started.elapsed();
+        let ticks = (elapsed.as_secs_f64() * f64::from(self.params.sample_rate)) as u64;
+        let sr = SenderReport {
+            ssrc: self.params.ssrc,
+            info: SenderInfo {
+                ntp: NtpTimestamp::from_unix(wall0 + elapsed),
+                rtp_timestamp: self.params.initial_timestamp.wrapping_add(ticks as u32),
+                packet_count: self.packetizer.packet_count() as u32,
+                octet_count: self.packetizer.payload_octets() as u32,
+            },
+            reports: Vec::new(),
+        };
+        let mut out = Vec::new();
+        sender_report_compound(&sr, CNAME, &mut out);
+        if let Ok(wire) = self.srtp.protect_rtcp(&out) {
+            let _ = self.socket.send_to(&wire, self.params.destination).await;
+        }
+    }
+}
+
+/// Sender Reports no closer than this.
+const MIN_RTCP_INTERVAL: Duration = Duration::from_millis(100);
+/// The CNAME in our reports (RFC 3550 §6.5.1): the same as the video session's, so a receiver
+/// knows the two streams belong together.
+const CNAME: &str = crate::session::CNAME;

@@ -1,0 +1,253 @@
+//! Camera audio (issue #19), first slice: `hap-bridge stream --audio-dest` sends the test
+//! pattern's beep (1 kHz, the first 100 ms of every second) as Opus over SRTP. Checked by our
+//! own SRTP receiver (every packet lasts the packet time, RTP timestamps advance at the
+//! requested rate, no sequence gap) and by ffmpeg, which decodes the audio: beeps of the
+//! source's frequency, one a second.
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use media::rtp::RtpPacket;
+use media::srtp::{SrtpContext, SrtpSuite, encode_params};
+
+use crate::camera_util::{KEY, SALT};
+use crate::util::TempDir;
+
+/// Audio SSRC and payload type the tests ask for.
+const SSRC: u32 = 0x0A0D_1000;
+const PT: u8 = 110;
+/// How long each run sends.
+const RUN: Duration = Duration::from_secs(3);
+
+/// `hap-bridge stream` from the test pattern, its video thrown away, its audio to `audio_port`.
+fn stream(audio_port: u16, rate: u32, ptime: u32) -> (Child, UdpSocket) {
+    let video_sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let key = encode_params(&KEY, &SALT);
+    let child = Command::new(env!("CARGO_BIN_EXE_hap-bridge"))
+        .args([
+            "stream",
+            "--rtsp",
+            "test-pattern",
+            "--ssrc",
+            "1",
+            "--srtp-key",
+            &key,
+        ])
+        .arg("--dest")
+        .arg(video_sink.local_addr().unwrap().to_string())
+        .args(["--audio-dest", &format!("127.0.0.1:{audio_port}")])
+        .args(["--audio-srtp-key", &key, "--audio-ssrc", &SSRC.to_string()])
+        .args(["--audio-pt", &PT.to_string()])
+        .args([
+            "--audio-rate",
+            &rate.to_string(),
+            "--audio-ptime",
+            &ptime.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, video_sink)
+}
+
+/// Ends `hap-bridge stream` with SIGTERM and returns its output.
+fn finish(child: Child) -> String {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn stream_cli_audio_packets_last_the_packet_time_at_the_requested_rate() {
+    for (rate, ptime) in [(16_000u32, 20u32), (24_000, 60)] {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let (child, _video) = stream(socket.local_addr().unwrap().port(), rate, ptime);
+        let mut srtp = SrtpContext::new(SrtpSuite::AesCm128HmacSha1_80, &KEY, &SALT).unwrap();
+        let mut packets = Vec::new();
+        let mut reports = 0;
+        let mut first_at = None;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline && first_at.is_none_or(|t: Instant| t.elapsed() < RUN) {
+            let Ok(n) = socket.recv(&mut buf) else {
+                continue;
+            };
+            // RTCP (PT 200..=204 in the second byte) is multiplexed on the same port.
+            if (200..=204).contains(&buf[1]) {
+                reports += 1;
+                continue;
+            }
+            let plain = srtp.unprotect_rtp(&buf[..n]).expect("SRTP authenticates");
+            let p = RtpPacket::parse(&plain).unwrap();
+            first_at.get_or_insert_with(Instant::now);
+            packets.push((
+                p.header.sequence,
+                p.header.timestamp,
+                p.header.ssrc,
+                p.header.payload_type,
+            ));
+        }
+        let output = finish(child);
+        let step = rate / 1000 * ptime;
+        let want = (RUN.as_millis() as u32 / ptime) as usize;
+        assert!(
+            packets.len() + 3 >= want && packets.len() <= want + 3,
+            "{rate} Hz {ptime} ms: {} packets in {RUN:?}, want about {want}\n{output}",
+            packets.len()
+        );
+        assert!(reports > 0, "no Sender Report: {output}");
+        for w in packets.windows(2) {
+            let ((s0, t0, ..), (s1, t1, ssrc, pt)) = (w[0], w[1]);
+            assert_eq!((ssrc, pt), (SSRC, PT));
+            assert_eq!(s1, s0.wrapping_add(1), "sequence gap");
+            assert_eq!(
+                t1.wrapping_sub(t0),
+                step,
+                "{rate} Hz {ptime} ms: timestamp step"
+            );
+        }
+    }
+}
+
+#[test]
+fn ffmpeg_decodes_the_beep_at_its_frequency_once_a_second() {
+    let tmp = TempDir::new("audio-ffmpeg");
+    for (rate, ptime) in [(16_000u32, 20u32), (24_000, 60)] {
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let sdp = tmp.0.join(format!("audio-{rate}.sdp"));
+        std::fs::write(
+            &sdp,
+            format!(
+                "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=hap-bridge audio\r\nc=IN IP4 127.0.0.1\r\n\
+                 t=0 0\r\nm=audio {port} RTP/SAVP {PT}\r\na=rtpmap:{PT} opus/{rate}/1\r\n\
+                 a=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+                encode_params(&KEY, &SALT).as_str()
+            ),
+        )
+        .unwrap();
+        let pcm = tmp.0.join(format!("audio-{rate}.s16"));
+        let ffmpeg = ffmpeg_decoder(&sdp, &pcm);
+        std::thread::sleep(Duration::from_millis(500));
+        let (child, _video) = stream(port, rate, ptime);
+        std::thread::sleep(RUN + Duration::from_millis(500));
+        let output = finish(child);
+        let log = stop_ffmpeg(ffmpeg, &tmp.0);
+        let samples: Vec<i16> = std::fs::read(&pcm)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let beeps = beeps(&samples, DECODE_RATE);
+        println!(
+            "{rate} Hz {ptime} ms: {} samples decoded, beeps {beeps:?}",
+            samples.len()
+        );
+        assert!(
+            beeps.len() >= 2,
+            "{rate} Hz {ptime} ms: {} samples, beeps {beeps:?}\n{output}\n{log}",
+            samples.len()
+        );
+        for &(start, hz, len) in &beeps {
+            assert!(
+                (hz - 1000.0).abs() <= 20.0,
+                "beep at {start:.3} s: {hz:.1} Hz"
+            );
+            assert!(
+                (0.07..0.13).contains(&len),
+                "beep at {start:.3} s lasts {len:.3} s"
+            );
+        }
+        for w in beeps.windows(2) {
+            let gap = w[1].0 - w[0].0;
+            assert!(
+                (gap - 1.0).abs() < 0.03,
+                "beeps {gap:.3} s apart: {beeps:?}"
+            );
+        }
+    }
+}
+
+/// ffmpeg's output rate for the decoded audio.
+const DECODE_RATE: u32 = 48_000;
+
+fn ffmpeg_decoder(sdp: &Path, out: &Path) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "info", "-y"])
+        .args(["-protocol_whitelist", "file,udp,rtp,srtp"])
+        .arg("-i")
+        .arg(sdp)
+        .args(["-ac", "1", "-ar", &DECODE_RATE.to_string(), "-f", "s16le"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg ({e}): apt-get install ffmpeg"))
+}
+
+/// Stops ffmpeg (SIGINT: it finishes its output file) and returns its log.
+fn stop_ffmpeg(ffmpeg: Child, _dir: &Path) -> String {
+    let _ = Command::new("kill")
+        .args(["-INT", &ffmpeg.id().to_string()])
+        .status();
+    let out = ffmpeg.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The beeps in `samples`: (start in s, frequency from zero crossings, length in s).
+fn beeps(samples: &[i16], rate: u32) -> Vec<(f64, f64, f64)> {
+    let rate_f = f64::from(rate);
+    // Loud where the 1 ms window around a sample has a peak over a tenth of full scale.
+    let window = (rate / 1000) as usize;
+    let loud: Vec<bool> = samples
+        .chunks(window)
+        .map(|c| c.iter().any(|v| v.unsigned_abs() > 3000))
+        .collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < loud.len() {
+        if !loud[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < loud.len() && loud[i] {
+            i += 1;
+        }
+        let (a, b) = (start * window, (i * window).min(samples.len()));
+        // Skip the edges (the codec's fade in and out).
+        let inner = &samples[a + (b - a) / 5..b - (b - a) / 5];
+        let crossings = inner
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        let secs = inner.len() as f64 / rate_f;
+        out.push((
+            a as f64 / rate_f,
+            crossings as f64 / 2.0 / secs,
+            (b - a) as f64 / rate_f,
+        ));
+    }
+    // A beep cut by the start or the end of the recording is not whole.
+    out.retain(|&(start, _, len)| start > 0.0 && start + len < samples.len() as f64 / rate_f);
+    out
+}
