@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::accessories::SensorIds;
 use crate::camera::CameraHost;
+use crate::camera::motion::{MotionSink, MotionState};
 
 /// Why a sensor trigger could not be applied.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -37,15 +38,6 @@ struct MotionRun {
     generation: u64,
     /// When the last run ended (reset, cap or cleared).
     ended: Option<Instant>,
-}
-
-/// A camera's Motion Detected as the sensors keep it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct MotionState {
-    /// Motion Detected is on.
-    pub(crate) active: bool,
-    /// When the last run of motion ended.
-    pub(crate) ended: Option<Instant>,
 }
 
 struct Camera {
@@ -149,11 +141,6 @@ impl Sensors {
         Ok(())
     }
 
-    /// How long Motion Detected stays on after the last trigger.
-    pub(crate) fn motion_reset(&self) -> Duration {
-        self.reset
-    }
-
     /// Whether camera `camera`'s Motion Detected is on, and when its last run ended.
     pub(crate) fn motion_state(&self, camera: &str) -> Result<MotionState, SensorError> {
         let cam = self.camera(camera)?;
@@ -200,6 +187,22 @@ impl Sensors {
             .get(camera)
             .cloned()
             .ok_or_else(|| SensorError::UnknownCamera(camera.to_owned()))
+    }
+}
+
+impl MotionSink for Sensors {
+    fn motion_state(&self, camera: &str) -> Option<MotionState> {
+        let cam = self.camera(camera).ok()?;
+        cam.ids.motion?;
+        Self::motion_state(self, camera).ok()
+    }
+
+    fn trigger_motion(&self, camera: &str) -> Result<(), String> {
+        self.motion(camera, true).map_err(|e| e.to_string())
+    }
+
+    fn motion_reset(&self) -> Duration {
+        self.reset
     }
 }
 

@@ -26,7 +26,8 @@ use crate::rtcp::{
     NtpTimestamp, RtcpStats, SenderInfo, SenderReport, parse_compound, sender_report_compound,
 };
 use crate::rtp::{H264Packetizer, RtpConfig};
-use crate::srtp::{SrtpContext, SrtpSuite};
+use crate::srtp::SrtpContext;
+pub use crate::srtp::SrtpKeys;
 use crate::stats::StreamStats;
 use crate::transcode::TranscodeStats;
 
@@ -69,25 +70,6 @@ pub struct StreamParams {
     pub initial_sequence: u16,
     /// Random initial RTP timestamp.
     pub initial_timestamp: u32,
-}
-
-/// SRTP keying material (the `Debug` form hides it).
-#[derive(Clone)]
-pub struct SrtpKeys {
-    /// The suite.
-    pub suite: SrtpSuite,
-    /// Master key.
-    pub key: Vec<u8>,
-    /// Master salt.
-    pub salt: Vec<u8>,
-}
-
-impl core::fmt::Debug for SrtpKeys {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SrtpKeys")
-            .field("suite", &self.suite)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A change to a running stream.
@@ -513,7 +495,7 @@ impl Sender {
             reports: Vec::new(),
         };
         let mut out = Vec::new();
-        sender_report_compound(&sr, CNAME, &mut out);
+        sender_report_compound(&sr, crate::rtcp::CNAME, &mut out);
         if let Ok(protected) = self.srtp.protect_rtcp(&out) {
             let _ = self
                 .socket
@@ -582,8 +564,6 @@ const FEED_WAIT: Duration = Duration::from_secs(5);
 const MIN_RTCP_INTERVAL: Duration = Duration::from_millis(100);
 /// Receive buffer for RTCP.
 const RTCP_BUFFER: usize = 2048;
-/// RTCP SDES CNAME of our streams.
-pub(crate) const CNAME: &str = "hap-bridge";
 
 /// A backward step of the source clock larger than B-frame reordering explains (1 s): a new
 /// source session.

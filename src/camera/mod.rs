@@ -30,7 +30,6 @@ use media::source::{RtspConfig, SourceConfig, TestPatternConfig};
 use tokio::sync::watch;
 
 use crate::config::{CameraSettings, Source, Transcode};
-use crate::sensors::Sensors;
 
 use deferred::{Deferred, Job};
 pub(crate) use host::{CameraHost, RequestOrigin};
@@ -308,14 +307,14 @@ pub(crate) struct CameraManager {
     /// Work camera writes queue instead of doing under the server lock.
     deferred: Deferred,
     /// Where motion detection sets Motion Detected.
-    sensors: Arc<Sensors>,
+    sensors: Arc<dyn motion::MotionSink>,
     /// Motion figures per camera id, over the process's life.
     motion_totals: Mutex<BTreeMap<String, Arc<motion::MotionTotals>>>,
 }
 
 impl CameraManager {
     /// An empty manager; motion detection sets Motion Detected through `sensors`.
-    pub(crate) fn new(sensors: Arc<Sensors>) -> Arc<Self> {
+    pub(crate) fn new(sensors: Arc<dyn motion::MotionSink>) -> Arc<Self> {
         Arc::new(Self {
             cameras: Mutex::new(BTreeMap::new()),
             streams: Mutex::new(BTreeMap::new()),

@@ -1,6 +1,6 @@
 //! Motion from a camera's own pictures: media's motion watcher on the camera's substream (the
 //! smallest stream, when it has one) or main stream, its analyses turned into Motion Detected
-//! through the [`Sensors`] (which own the reset and cap timers).
+//! through a [`MotionSink`] (the bridge's sensors, which own the reset and cap timers).
 //!
 //! The watcher's thread publishes each analysis on a `watch` channel (the newest wins, nothing
 //! queues); a task on the runtime starts an event on the first motion (unless the camera's
@@ -18,7 +18,27 @@ use media::motion::watch::{MotionWatcher, Report, WatchStats};
 use tokio::sync::watch;
 
 use crate::config::MotionDetection;
-use crate::sensors::Sensors;
+
+/// What motion detection needs of the camera's sensors (the bridge's `Sensors`, which own
+/// Motion Detected and its timers).
+pub(crate) trait MotionSink: Send + Sync {
+    /// Whether camera `camera`'s Motion Detected is on and when its last run ended; `None`
+    /// when the camera has no motion sensor (now).
+    fn motion_state(&self, camera: &str) -> Option<MotionState>;
+    /// Sets Motion Detected (starting or extending a run).
+    fn trigger_motion(&self, camera: &str) -> Result<(), String>;
+    /// How long Motion Detected stays on after the last trigger.
+    fn motion_reset(&self) -> Duration;
+}
+
+/// A camera's Motion Detected as the sensors keep it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MotionState {
+    /// Motion Detected is on.
+    pub(crate) active: bool,
+    /// When the last run of motion ended.
+    pub(crate) ended: Option<tokio::time::Instant>,
+}
 
 /// While motion goes on, Motion Detected is triggered again at most this often (each trigger
 /// pushes the sensor's reset back), and at least three times per reset time.
@@ -98,7 +118,7 @@ impl MotionRuntime {
         hub: &Hub,
         stream: &'static str,
         settings: &MotionDetection,
-        sensors: Arc<Sensors>,
+        sensors: Arc<dyn MotionSink>,
         totals: Arc<MotionTotals>,
     ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Handle::try_current()
@@ -206,7 +226,7 @@ impl Drop for MotionRuntime {
 async fn events(
     camera: String,
     mut rx: watch::Receiver<Option<Report>>,
-    sensors: Arc<Sensors>,
+    sensors: Arc<dyn MotionSink>,
     cooldown: Duration,
     totals: Arc<MotionTotals>,
     motion_now: Arc<AtomicBool>,
@@ -222,7 +242,7 @@ async fn events(
         if !report.analysis.motion {
             continue;
         }
-        let Ok(state) = sensors.motion_state(&camera) else {
+        let Some(state) = sensors.motion_state(&camera) else {
             continue;
         };
         let now = tokio::time::Instant::now();
@@ -234,7 +254,7 @@ async fn events(
             totals.cooled.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        if let Err(e) = sensors.motion(&camera, true) {
+        if let Err(e) = sensors.trigger_motion(&camera) {
             tracing::warn!(camera, error = %e, "motion detection: cannot set Motion Detected");
             continue;
         }

@@ -16,9 +16,8 @@ use tokio::sync::watch;
 use super::opus::{OpusEncoder, OpusError};
 use super::rtp::AudioPacketizer;
 use super::{samples_per_packet, tone};
-use crate::rtcp::{NtpTimestamp, SenderInfo, SenderReport, sender_report_compound};
-use crate::session::SrtpKeys;
-use crate::srtp::SrtpContext;
+use crate::rtcp::{CNAME, NtpTimestamp, SenderInfo, SenderReport, sender_report_compound};
+use crate::srtp::{SrtpContext, SrtpKeys};
 
 /// Where the samples come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,6 +232,3 @@ impl AudioSender {
 
 /// Sender Reports no closer than this.
 const MIN_RTCP_INTERVAL: Duration = Duration::from_millis(100);
-/// The CNAME in our reports (RFC 3550 §6.5.1): the same as the video session's, so a receiver
-/// knows the two streams belong together.
-const CNAME: &str = crate::session::CNAME;

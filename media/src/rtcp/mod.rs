@@ -13,6 +13,10 @@ use std::time::Duration;
 pub use parse::{RtcpPacket, RtcpParseError, parse_compound};
 pub use stats::RtcpStats;
 
+/// The SDES CNAME of every stream this crate sends (RFC 3550 §6.5.1): one name for a camera's
+/// video and audio sessions, so a receiver knows they belong together.
+pub const CNAME: &str = "hap-bridge";
+
 /// A 64-bit NTP timestamp (RFC 3550 §4): seconds since 1900 in the high 32 bits, fraction in the
 /// low 32 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -448,5 +448,24 @@ const E_FLAG: u32 = 0x8000_0000;
 const LABEL_RTP: u8 = 0x00;
 const LABEL_RTCP: u8 = 0x03;
 
+/// SRTP keying material (the `Debug` form hides it).
+#[derive(Clone)]
+pub struct SrtpKeys {
+    /// The suite.
+    pub suite: SrtpSuite,
+    /// Master key.
+    pub key: Vec<u8>,
+    /// Master salt.
+    pub salt: Vec<u8>,
+}
+
+impl core::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SrtpKeys")
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests;
