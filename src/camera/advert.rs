@@ -1,5 +1,5 @@
-//! What a camera accessory advertises (HAP §7.2-§7.4, §7.7): the video modes, the audio codecs
-//! iOS requires to see even though no audio is sent yet, and the SRTP suites.
+//! What a camera accessory advertises (HAP §7.2-§7.4, §7.7): the video modes, the audio codec
+//! (Opus, which the bridge sends), and the SRTP suites.
 
 use hap_proto::camera::{
     AudioCodecConfig, AudioSampleRate, BitrateMode, H264Level, H264Profile, SrtpCryptoSuite,
@@ -42,21 +42,18 @@ pub(crate) fn supported_video() -> SupportedVideoConfig {
     }
 }
 
-/// AAC-ELD and Opus, mono, variable bit rate, 16 and 24 kHz: iOS may not start a stream of a
-/// camera that advertises no audio codec (hap-reference §7.3), so one is advertised although
-/// the bridge sends video only for now.
+/// Opus, mono, variable bit rate, 16 and 24 kHz: what the bridge sends (the demo camera's sound;
+/// iOS also needs an audio codec advertised to start a stream at all, hap-reference §7.3).
+/// AAC-ELD is not advertised: it is not sent (hksv-audio-reference §7: advertise only what is
+/// sent).
 pub(crate) fn supported_audio() -> SupportedAudioConfig {
-    let codec = |codec| AudioCodecConfig {
-        codec,
-        channels: 1,
-        bitrate_mode: BitrateMode::VARIABLE,
-        sample_rates: vec![AudioSampleRate::KHZ_16, AudioSampleRate::KHZ_24],
-    };
     SupportedAudioConfig {
-        codecs: vec![
-            codec(hap_proto::camera::AudioCodecType::AAC_ELD),
-            codec(hap_proto::camera::AudioCodecType::OPUS),
-        ],
+        codecs: vec![AudioCodecConfig {
+            codec: hap_proto::camera::AudioCodecType::OPUS,
+            channels: 1,
+            bitrate_mode: BitrateMode::VARIABLE,
+            sample_rates: vec![AudioSampleRate::KHZ_16, AudioSampleRate::KHZ_24],
+        }],
         comfort_noise: false,
     }
 }
@@ -130,7 +127,11 @@ mod tests {
             );
         }
         let audio = SupportedAudioConfig::decode(&config.supported_audio).unwrap();
-        assert_eq!(audio.codecs.len(), 2, "iOS needs an audio codec advertised");
+        assert_eq!(audio.codecs.len(), 1, "iOS needs an audio codec advertised");
+        assert_eq!(
+            audio.codecs[0].codec,
+            hap_proto::camera::AudioCodecType::OPUS
+        );
         let rtp = SupportedRtpConfig::decode(&config.supported_rtp).unwrap();
         assert_eq!(rtp.suites[0], SrtpCryptoSuite::AES_CM_128_HMAC_SHA1_80);
         // Available: `01 01 00` (hap-reference §7.7).

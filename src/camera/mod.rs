@@ -180,6 +180,8 @@ pub(crate) struct CameraRuntime {
     transcode: Transcode,
     /// Motion detection from the pictures, when on; taken when the camera stops.
     motion: Mutex<Option<motion::MotionRuntime>>,
+    /// The camera is the built-in test pattern (which has sound).
+    test_pattern: bool,
 }
 
 impl CameraRuntime {
@@ -202,6 +204,13 @@ impl CameraRuntime {
             m.snapshots.fetch_add(1, Ordering::Relaxed);
         }
         Ok(shot.jpeg.to_vec())
+    }
+
+    /// What the camera's audio comes from: the test pattern's beep; cameras' own audio is
+    /// not ingested yet.
+    pub(crate) fn audio_input(&self) -> Option<media::audio::sender::AudioInput> {
+        self.test_pattern
+            .then_some(media::audio::sender::AudioInput::Tone)
     }
 
     /// The accessory id of the camera in its server's database.
@@ -439,6 +448,7 @@ impl CameraManager {
             manager: Arc::downgrade(self),
             transcode: cam.transcode,
             motion: Mutex::new(motion),
+            test_pattern: cam.source == Source::TestPattern,
         });
         let old = self.lock_cameras().insert(cam.id.clone(), runtime.clone());
         if let Some(old) = old {

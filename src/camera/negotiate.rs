@@ -6,9 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hap_proto::camera::{
-    EndpointAddress, H264Profile as HapProfile, SelectedVideo, SetupEndpointsRequest,
-    SetupEndpointsResponse, SetupStatus, SrtpCryptoSuite, SrtpParams,
+    AudioCodecType, AudioSampleRate, EndpointAddress, H264Profile as HapProfile, SelectedAudio,
+    SelectedVideo, SetupEndpointsRequest, SetupEndpointsResponse, SetupStatus, SrtpCryptoSuite,
+    SrtpParams,
 };
+use media::audio::sender::AudioParams;
 use media::h264::H264Profile;
 use media::session::{Control, Mode, SrtpKeys, StreamParams};
 use media::srtp::SrtpSuite;
@@ -121,25 +123,108 @@ pub(crate) struct Endpoints {
     pub(crate) ssrc: u32,
     /// Keys we encrypt with (the controller's, echoed).
     pub(crate) srtp: SrtpKeys,
+    /// The audio side; `None` when the controller gave no audio port.
+    pub(crate) audio: Option<AudioEndpoint>,
+}
+
+/// Where a session's audio goes, with our audio SSRC and the audio keys.
+#[derive(Clone, Debug)]
+pub(crate) struct AudioEndpoint {
+    /// The controller's audio RTP (and RTCP) address.
+    pub(crate) destination: SocketAddr,
+    /// Our SSRC for audio.
+    pub(crate) ssrc: u32,
+    /// Keys we encrypt audio with (the controller's, echoed).
+    pub(crate) srtp: SrtpKeys,
 }
 
 impl Endpoints {
-    /// From a decoded Setup Endpoints write.
+    /// From a decoded Setup Endpoints write, with our video and audio SSRCs.
     pub(crate) fn from_request(
         request: &SetupEndpointsRequest,
         ssrc: u32,
+        audio_ssrc: u32,
     ) -> Result<Self, NegotiateError> {
         let c = &request.controller;
         if c.video_port == 0 {
             return Err(err("Setup Endpoints: controller video port is 0"));
         }
         check_advertised_suites(request)?;
+        let audio = (c.audio_port != 0)
+            .then(|| {
+                Ok::<_, NegotiateError>(AudioEndpoint {
+                    destination: SocketAddr::new(c.ip, c.audio_port),
+                    ssrc: audio_ssrc,
+                    srtp: srtp_keys(&request.audio_srtp)?,
+                })
+            })
+            .transpose()?;
         Ok(Self {
             destination: SocketAddr::new(c.ip, c.video_port),
             ssrc,
             srtp: srtp_keys(&request.video_srtp)?,
+            audio,
         })
     }
+}
+
+/// Maps the audio part of a Start to a `media` audio stream (HAP §7.6; hksv-audio-reference
+/// §7): Opus, mono, at the requested rate (the RTP clock too) and packet time. `Ok(None)` when
+/// nothing can be sent as asked (another codec, a packet time that is no Opus frame): the
+/// video starts without audio, and the reason is returned for the log.
+pub(crate) fn audio_params(
+    endpoint: &AudioEndpoint,
+    audio: &SelectedAudio,
+    initial_sequence: u16,
+    initial_timestamp: u32,
+) -> Result<AudioParams, NegotiateError> {
+    if audio.codec != AudioCodecType::OPUS {
+        return Err(err(format!(
+            "Selected RTP Stream Configuration: audio codec {} (only Opus is advertised)",
+            audio.codec.0
+        )));
+    }
+    let sample_rate = match audio.sample_rate {
+        AudioSampleRate::KHZ_8 => 8_000,
+        AudioSampleRate::KHZ_16 => 16_000,
+        AudioSampleRate::KHZ_24 => 24_000,
+        other => {
+            return Err(err(format!(
+                "Selected RTP Stream Configuration: audio sample rate code {}",
+                other.0
+            )));
+        }
+    };
+    let packet_time_ms = u32::from(audio.packet_time_ms);
+    if !media::audio::PACKET_TIMES_MS.contains(&packet_time_ms) {
+        return Err(err(format!(
+            "Selected RTP Stream Configuration: audio packet time {packet_time_ms} ms is not an \
+             Opus frame (10, 20, 40, 60)"
+        )));
+    }
+    if audio.rtp.payload_type > MAX_PAYLOAD_TYPE {
+        return Err(err(format!(
+            "Selected RTP Stream Configuration: audio payload type {} is not a 7-bit RTP \
+             payload type",
+            audio.rtp.payload_type
+        )));
+    }
+    let bitrate_bps = match u32::from(audio.rtp.max_bitrate_kbps) {
+        0 => DEFAULT_AUDIO_BITRATE,
+        kbps => kbps.saturating_mul(1000),
+    };
+    Ok(AudioParams {
+        sample_rate,
+        packet_time_ms,
+        bitrate_bps,
+        payload_type: audio.rtp.payload_type,
+        ssrc: endpoint.ssrc,
+        srtp: endpoint.srtp.clone(),
+        destination: endpoint.destination,
+        rtcp_interval: rtcp_interval(audio.rtp.min_rtcp_interval),
+        initial_sequence,
+        initial_timestamp,
+    })
 }
 
 /// Maps the video part of a Start to a `media` stream (HAP §7.6, §7.9, §7.10).
@@ -264,6 +349,8 @@ fn rtcp_interval(seconds: f32) -> Duration {
     }
 }
 
+/// Opus bit rate when the controller names none (iOS asks 24 kbit/s).
+const DEFAULT_AUDIO_BITRATE: u32 = 24_000;
 /// Video MTU when the controller names none: IPv4 (hap-reference §7.10).
 const DEFAULT_MTU_V4: u16 = 1378;
 /// Video MTU when the controller names none: IPv6 (single source: HAP-NodeJS).

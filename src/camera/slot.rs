@@ -151,8 +151,8 @@ impl Slot {
         let prepared = (|| {
             let ip = negotiate::local_ip_for(origin.local.ip(), request.controller.ip)?;
             let mut rng = rand::rng();
-            let ssrc = nonzero(&mut rng);
-            let mut endpoints = Endpoints::from_request(&request, ssrc)?;
+            let (ssrc, audio_ssrc) = (nonzero(&mut rng), nonzero(&mut rng));
+            let mut endpoints = Endpoints::from_request(&request, ssrc, audio_ssrc)?;
             // Keep the connection's IPv6 scope (link-local addresses need it to send).
             if let (SocketAddr::V6(local), SocketAddr::V6(dest)) =
                 (origin.local, &mut endpoints.destination)
@@ -171,7 +171,7 @@ impl Slot {
             let local = socket
                 .local_addr()
                 .map_err(|e| negotiate::NegotiateError(format!("UDP socket on {ip}: {e}")))?;
-            let response = negotiate::setup_response(&request, local, ssrc, nonzero(&mut rng));
+            let response = negotiate::setup_response(&request, local, ssrc, audio_ssrc);
             Ok::<_, negotiate::NegotiateError>((endpoints, socket, local, response))
         })();
         match prepared {
@@ -286,6 +286,28 @@ impl Slot {
             HapStatus::INVALID_VALUE
         })?;
         params.mode = negotiate::feed_mode(cam.transcode);
+        // Audio goes with the video when the camera has sound and the controller asked for a
+        // stream we can send; otherwise the video starts alone (logged).
+        let audio = match (
+            &selected.audio,
+            &prepared.endpoints.audio,
+            cam.audio_input(),
+        ) {
+            (Some(asked), Some(endpoint), Some(input)) => {
+                match negotiate::audio_params(endpoint, asked, rng.random(), rng.random()) {
+                    Ok(p) => Some((input, p)),
+                    Err(e) => {
+                        tracing::info!(camera = %cam.id, peer = %origin.peer, error = %e, "stream without audio");
+                        None
+                    }
+                }
+            }
+            (Some(_), _, None) => {
+                tracing::debug!(camera = %cam.id, "stream without audio: the camera has none yet");
+                None
+            }
+            _ => None,
+        };
         let Some(manager) = cam.manager.upgrade() else {
             return Err(HapStatus::SERVICE_COMMUNICATION_FAILURE);
         };
@@ -307,6 +329,7 @@ impl Slot {
             cam: cam.clone(),
             stream_id,
             params,
+            audio,
             socket,
             rx,
             // The slot is free again, and Streaming Status says so.

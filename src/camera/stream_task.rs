@@ -6,6 +6,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use media::audio::sender::{self as audio_sender, AudioInput, AudioParams};
 use media::session::{self, Control, EndReason, StreamParams};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -25,6 +26,8 @@ pub(super) struct StreamTask {
     pub(super) cam: Arc<CameraRuntime>,
     pub(super) stream_id: u64,
     pub(super) params: StreamParams,
+    /// The audio stream to send beside the video, if any.
+    pub(super) audio: Option<(AudioInput, AudioParams)>,
     pub(super) socket: Arc<UdpSocket>,
     pub(super) rx: mpsc::UnboundedReceiver<Command>,
     /// Frees the slot once the stream is over (and updates Streaming Status).
@@ -82,6 +85,21 @@ impl StreamTask {
         for c in early {
             control.control(c);
         }
+        // Audio from the same socket (HomeKit answers one port for both); it ends with the
+        // stream (dropped at the end of this function).
+        let _audio = self.audio.take().and_then(|(input, params)| {
+            let (rate, ptime) = (params.sample_rate, params.packet_time_ms);
+            match audio_sender::start(input, self.socket.clone(), params) {
+                Ok(h) => {
+                    tracing::info!(camera = %self.cam.id, stream = self.stream_id, rate, ptime, "audio: Opus");
+                    Some(h)
+                }
+                Err(e) => {
+                    tracing::warn!(camera = %self.cam.id, stream = self.stream_id, error = %e, "audio could not start");
+                    None
+                }
+            }
+        });
         let mut wait = pin!(handle.wait());
         let mut stopping = false;
         let reason = loop {

@@ -12,8 +12,16 @@ use std::time::{Duration, Instant};
 use media::rtp::RtpPacket;
 use media::srtp::{SrtpContext, SrtpSuite, encode_params};
 
-use crate::camera_util::{KEY, SALT};
-use crate::util::TempDir;
+use hap_proto::camera::{
+    AudioCodecType, AudioSampleRate, BitrateMode, RtpParams, SelectedAudio, SessionCommand,
+    SetupEndpointsResponse, SetupStatus,
+};
+
+use crate::camera_util::{
+    KEY, Receiver, RtcpPinger, SALT, accessory_addr, command, read_tlv, select, selected,
+    setup_endpoints_request, stream_services, write_setup_endpoints,
+};
+use crate::util::{Bridge, TempDir};
 
 /// Audio SSRC and payload type the tests ask for.
 const SSRC: u32 = 0x0A0D_1000;
@@ -134,55 +142,160 @@ fn ffmpeg_decodes_the_beep_at_its_frequency_once_a_second() {
             .unwrap()
             .port();
         let sdp = tmp.0.join(format!("audio-{rate}.sdp"));
-        std::fs::write(
-            &sdp,
-            format!(
-                "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=hap-bridge audio\r\nc=IN IP4 127.0.0.1\r\n\
-                 t=0 0\r\nm=audio {port} RTP/SAVP {PT}\r\na=rtpmap:{PT} opus/{rate}/1\r\n\
-                 a=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
-                encode_params(&KEY, &SALT).as_str()
-            ),
-        )
-        .unwrap();
+        write_sdp(&sdp, port, rate);
         let pcm = tmp.0.join(format!("audio-{rate}.s16"));
         let ffmpeg = ffmpeg_decoder(&sdp, &pcm);
         std::thread::sleep(Duration::from_millis(500));
         let (child, _video) = stream(port, rate, ptime);
-        std::thread::sleep(RUN + Duration::from_millis(500));
+        wait_for_pcm(&pcm, RUN);
         let output = finish(child);
         let log = stop_ffmpeg(ffmpeg, &tmp.0);
-        let samples: Vec<i16> = std::fs::read(&pcm)
-            .unwrap_or_default()
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect();
+        let samples = read_pcm(&pcm);
         let beeps = beeps(&samples, DECODE_RATE);
         println!(
             "{rate} Hz {ptime} ms: {} samples decoded, beeps {beeps:?}",
             samples.len()
         );
-        assert!(
-            beeps.len() >= 2,
-            "{rate} Hz {ptime} ms: {} samples, beeps {beeps:?}\n{output}\n{log}",
-            samples.len()
+        check_beeps(
+            &beeps,
+            &format!(
+                "{rate} Hz {ptime} ms: {} samples\n{output}\n{log}",
+                samples.len()
+            ),
         );
-        for &(start, hz, len) in &beeps {
-            assert!(
-                (hz - 1000.0).abs() <= 20.0,
-                "beep at {start:.3} s: {hz:.1} Hz"
-            );
-            assert!(
-                (0.07..0.13).contains(&len),
-                "beep at {start:.3} s lasts {len:.3} s"
-            );
+    }
+}
+
+#[test]
+fn a_hap_stream_of_the_demo_camera_carries_its_beep_decoded_by_ffmpeg() {
+    let tmp = TempDir::new("audio-hap");
+    let bridge = Bridge::start_in(&tmp.0, None);
+    let (mut c, _, _, aid) = crate::camera::connect(&bridge, "Demo Camera");
+    let services = stream_services(&mut c, aid);
+    for (n, (rate, code, ptime)) in [
+        (16_000u32, AudioSampleRate::KHZ_16, 20u8),
+        (24_000, AudioSampleRate::KHZ_24, 60),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let session = [0x40 + n as u8; 16];
+        let video = Receiver::start();
+        let audio_port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut request = setup_endpoints_request(
+            session,
+            format!("127.0.0.1:{}", video.port).parse().unwrap(),
+            &KEY,
+            &SALT,
+        );
+        request.controller.audio_port = audio_port;
+        write_setup_endpoints(&mut c, &services[0], &request);
+        let resp =
+            SetupEndpointsResponse::decode(&read_tlv(&mut c, aid, services[0].setup)).unwrap();
+        assert_eq!(resp.status, SetupStatus::SUCCESS);
+        let audio_ssrc = resp.audio_ssrc.expect("an audio SSRC");
+        let sdp = tmp.0.join(format!("hap-audio-{rate}.sdp"));
+        write_sdp(&sdp, audio_port, rate);
+        let pcm = tmp.0.join(format!("hap-audio-{rate}.s16"));
+        let ffmpeg = ffmpeg_decoder(&sdp, &pcm);
+        std::thread::sleep(Duration::from_millis(500));
+        let _ping = RtcpPinger::start(accessory_addr(&resp));
+        let mut start = selected(session, SessionCommand::START, (1280, 720, 30), 2000);
+        start.audio = Some(SelectedAudio {
+            codec: AudioCodecType::OPUS,
+            channels: 1,
+            bitrate_mode: BitrateMode::VARIABLE,
+            sample_rate: code,
+            packet_time_ms: ptime,
+            rtp: RtpParams {
+                payload_type: PT,
+                ssrc: 0x00be_ef00,
+                max_bitrate_kbps: 24,
+                min_rtcp_interval: 5.0,
+                max_mtu: None,
+                comfort_noise_payload_type: Some(13),
+            },
+            comfort_noise: false,
+        });
+        let (code, body) = select(&mut c, &services[0], &start);
+        assert_eq!(code, 204, "{body}");
+        assert!(
+            video.wait_for_packets(30, Duration::from_secs(15)),
+            "no video"
+        );
+        wait_for_pcm(&pcm, RUN);
+        let (code, body) = select(&mut c, &services[0], &command(session, SessionCommand::END));
+        assert_eq!(code, 204, "{body}");
+        let log = stop_ffmpeg(ffmpeg, &tmp.0);
+        let samples = read_pcm(&pcm);
+        let beeps = beeps(&samples, DECODE_RATE);
+        println!("HAP {rate} Hz {ptime} ms (SSRC {audio_ssrc:#x}): beeps {beeps:?}");
+        check_beeps(
+            &beeps,
+            &format!("HAP {rate} Hz {ptime} ms: {} samples\n{log}", samples.len()),
+        );
+    }
+}
+
+/// An SDP for ffmpeg: Opus at `rate` (the RTP clock too) on `port`, SRTP with the test keys.
+fn write_sdp(path: &Path, port: u16, rate: u32) {
+    std::fs::write(
+        path,
+        format!(
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=hap-bridge audio\r\nc=IN IP4 127.0.0.1\r\n\
+             t=0 0\r\nm=audio {port} RTP/SAVP {PT}\r\na=rtpmap:{PT} opus/{rate}/1\r\n\
+             a=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+            encode_params(&KEY, &SALT).as_str()
+        ),
+    )
+    .unwrap();
+}
+
+/// Waits until ffmpeg has written `how_long` of decoded audio to `path` (at most 20 s more: on a
+/// loaded machine the sender may start late), and a little longer for the last beep to end.
+fn wait_for_pcm(path: &Path, how_long: Duration) {
+    let want = (how_long.as_secs_f64() * f64::from(DECODE_RATE) * 2.0) as u64;
+    let deadline = Instant::now() + how_long + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() >= want) {
+            break;
         }
-        for w in beeps.windows(2) {
-            let gap = w[1].0 - w[0].0;
-            assert!(
-                (gap - 1.0).abs() < 0.03,
-                "beeps {gap:.3} s apart: {beeps:?}"
-            );
-        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn read_pcm(path: &Path) -> Vec<i16> {
+    std::fs::read(path)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// At least two whole beeps, each ~100 ms of 1 kHz (within 2 %), one a second.
+fn check_beeps(beeps: &[(f64, f64, f64)], context: &str) {
+    assert!(beeps.len() >= 2, "beeps {beeps:?}: {context}");
+    for &(start, hz, len) in beeps {
+        assert!(
+            (hz - 1000.0).abs() <= 20.0,
+            "beep at {start:.3} s: {hz:.1} Hz"
+        );
+        assert!(
+            (0.07..0.13).contains(&len),
+            "beep at {start:.3} s lasts {len:.3} s"
+        );
+    }
+    for w in beeps.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!(
+            (gap - 1.0).abs() < 0.03,
+            "beeps {gap:.3} s apart: {beeps:?}"
+        );
     }
 }
 

@@ -24,7 +24,7 @@ fn ios_setup() -> SetupEndpointsRequest {
 #[test]
 fn the_ios_setup_endpoints_capture_maps_to_a_destination_and_keys() {
     let req = ios_setup();
-    let ep = Endpoints::from_request(&req, 0x1234_5678).unwrap();
+    let ep = Endpoints::from_request(&req, 0x1234_5678, 0x9abc_def0).unwrap();
     assert_eq!(
         ep.destination.ip(),
         IpAddr::V4(Ipv4Addr::new(192, 168, 0, 13))
@@ -68,7 +68,7 @@ fn the_start_capture_maps_to_stream_parameters() {
     let start = SelectedStreamConfig::decode(&capture("selected_start")).unwrap();
     assert_eq!(start.command, SessionCommand::START);
     let video = start.video.as_ref().unwrap();
-    let ep = Endpoints::from_request(&ios_setup(), 77).unwrap();
+    let ep = Endpoints::from_request(&ios_setup(), 77, 78).unwrap();
     let p = stream_params(&ep, video, 1, 2).unwrap();
     assert_eq!(
         (p.width, p.height, p.fps),
@@ -119,7 +119,7 @@ fn a_reconfigure_with_interval_zero_keeps_the_default_and_maps_size_and_rate() {
             kbps: 800
         }
     );
-    let ep = Endpoints::from_request(&ios_setup(), 1).unwrap();
+    let ep = Endpoints::from_request(&ios_setup(), 1, 2).unwrap();
     let p = stream_params(&ep, &v, 0, 0).unwrap();
     assert_eq!(p.rtcp_interval, Duration::from_millis(500));
     assert_eq!(p.mtu, 1378);
@@ -127,7 +127,7 @@ fn a_reconfigure_with_interval_zero_keeps_the_default_and_maps_size_and_rate() {
 
 #[test]
 fn nonsense_is_refused_with_the_field_named() {
-    let ep = Endpoints::from_request(&ios_setup(), 1).unwrap();
+    let ep = Endpoints::from_request(&ios_setup(), 1, 2).unwrap();
     for (v, field) in [
         (video(0, 360, 30, 300), "size"),
         (video(641, 360, 30, 300), "even"),
@@ -189,7 +189,7 @@ fn hap_suite_and_profile_values_map_to_media_and_unknown_ones_are_refused() {
         srtp_keys(&unknown),
         Err(e) if e.0.contains("SRTP crypto suite 3")
     ));
-    let ep = Endpoints::from_request(&ios_setup(), 1).unwrap();
+    let ep = Endpoints::from_request(&ios_setup(), 1, 2).unwrap();
     let mut v = video(640, 360, 30, 300);
     for (value, profile) in [
         (0, H264Profile::ConstrainedBaseline),
@@ -238,7 +238,54 @@ fn a_suite_that_is_not_advertised_is_refused() {
             e.0.contains(what) && e.0.contains(&format!("suite {}", suite.0)),
             "{e}"
         );
-        let e = Endpoints::from_request(&req, 1).unwrap_err();
+        let e = Endpoints::from_request(&req, 1, 2).unwrap_err();
         assert!(e.0.contains("not one the accessory advertises"), "{e}");
     }
+}
+
+#[test]
+fn the_audio_of_a_start_maps_to_an_opus_stream_or_a_named_refusal() {
+    let setup = ios_setup();
+    let ep = Endpoints::from_request(&setup, 77, 78).unwrap();
+    let endpoint = ep.audio.as_ref().expect("the capture has an audio port");
+    assert_eq!(
+        endpoint.destination,
+        SocketAddr::new(setup.controller.ip, setup.controller.audio_port)
+    );
+    assert_eq!(endpoint.srtp.key, setup.audio_srtp.key);
+    let start = SelectedStreamConfig::decode(&capture("selected_start")).unwrap();
+    let mut audio = start.audio.expect("the capture asks for audio");
+    // iOS on the LAN: Opus 24 kHz; 60 ms packets are iOS's remote choice.
+    audio.codec = AudioCodecType::OPUS;
+    audio.sample_rate = AudioSampleRate::KHZ_24;
+    audio.packet_time_ms = 60;
+    audio.rtp.max_bitrate_kbps = 24;
+    let p = audio_params(endpoint, &audio, 5, 6).unwrap();
+    assert_eq!(
+        (p.sample_rate, p.packet_time_ms, p.bitrate_bps, p.ssrc),
+        (24_000, 60, 24_000, 78)
+    );
+    assert_eq!(
+        (p.payload_type, p.initial_sequence, p.initial_timestamp),
+        (audio.rtp.payload_type, 5, 6)
+    );
+    assert_eq!(p.destination, endpoint.destination);
+
+    let refused = |change: &dyn Fn(&mut SelectedAudio)| {
+        let mut a = audio.clone();
+        change(&mut a);
+        audio_params(endpoint, &a, 0, 0).unwrap_err().0
+    };
+    assert!(refused(&|a| a.codec = AudioCodecType::AAC_ELD).contains("only Opus"));
+    assert!(refused(&|a| a.packet_time_ms = 30).contains("30 ms is not an Opus frame"));
+    assert!(refused(&|a| a.rtp.payload_type = 200).contains("audio payload type 200"));
+    // No audio port: no audio endpoint (the video still streams).
+    let mut no_audio = setup;
+    no_audio.controller.audio_port = 0;
+    assert!(
+        Endpoints::from_request(&no_audio, 1, 2)
+            .unwrap()
+            .audio
+            .is_none()
+    );
 }
