@@ -7,7 +7,7 @@
 //!                                                        SR every interval ◄─┘
 //! ```
 //!
-//! RTP timestamps tick at the *negotiated* sample rate (16 or 24 kHz for HomeKit's Opus, not
+//! RTP timestamps tick at the *negotiated* sample rate (16 or 24 kHz for the controllers' Opus, not
 //! RFC 7587's 48 kHz), and each packet lasts exactly the packet time.
 
 pub mod rtp;
@@ -18,10 +18,10 @@ pub mod opus;
 #[cfg(feature = "runtime")]
 pub mod sender;
 
-/// Sample rates an audio stream may use (Hz): what HomeKit negotiates (8, 16, 24 kHz) and what
+/// Sample rates an audio stream may use (Hz): what controllers negotiate (8, 16, 24 kHz) and what
 /// Opus encodes natively.
 pub const SAMPLE_RATES: [u32; 5] = [8_000, 12_000, 16_000, 24_000, 48_000];
-/// Packet times an audio stream may use (ms): Opus frame durations (HomeKit asks 20 or 60; 30 is
+/// Packet times an audio stream may use (ms): Opus frame durations (controllers ask 20 or 60; 30 is
 /// not an Opus frame size).
 pub const PACKET_TIMES_MS: [u32; 4] = [10, 20, 40, 60];
 

@@ -4,7 +4,7 @@
 //! clock the video's reports use, so a receiver can line the two up.
 //!
 //! It only sends: the receiver's RTCP for a camera stream arrives on the video session's socket
-//! (HomeKit gives one port for both), where the video session reads it.
+//! (one port for both, as the controller set up), where the video session reads it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
