@@ -49,6 +49,40 @@ impl AccessUnit {
     }
 }
 
+/// How a camera's audio is coded (what the audio decoder needs to know).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AudioCoding {
+    /// G.711 µ-law (RTP PCMU).
+    Pcmu,
+    /// G.711 A-law (RTP PCMA).
+    Pcma,
+    /// 16-bit big-endian linear PCM (RTP L16).
+    L16,
+    /// AAC-LC access units without ADTS headers; `config` is the AudioSpecificConfig
+    /// (ISO/IEC 14496-3 §1.6.2.1).
+    Aac {
+        /// The AudioSpecificConfig.
+        config: Bytes,
+    },
+}
+
+/// A piece of a camera's audio as it arrived: one RTP frame's payload.
+#[derive(Clone, Debug)]
+pub struct AudioChunk {
+    /// The coding.
+    pub coding: AudioCoding,
+    /// Samples a second.
+    pub sample_rate: u32,
+    /// Channels (interleaved).
+    pub channels: u16,
+    /// The coded data.
+    pub data: Bytes,
+    /// Presentation time, in samples of `sample_rate` since the session's start.
+    pub timestamp: i64,
+    /// When it arrived.
+    pub received_at: Instant,
+}
+
 /// One SPS and one PPS, without start codes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParameterSets {

@@ -18,9 +18,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 use crate::error::{Error, ErrorKind};
-use crate::frame::{AccessUnit, SourceState};
+use crate::frame::{AccessUnit, AudioChunk, SourceState};
 use crate::h264::{SpsInfo, parse_sps};
 use crate::source::{FrameSink, SourceConfig, rtsp, test_pattern};
+
+/// Audio pieces a listener may fall behind before it skips (about 2 s of 20 ms pieces).
+pub const AUDIO_QUEUE: usize = 100;
 
 /// When the hub runs its source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +112,7 @@ impl Hub {
             }),
             status: status_tx,
             last_sps: Mutex::new(bytes::Bytes::new()),
+            audio: tokio::sync::broadcast::channel(AUDIO_QUEUE).0,
         });
         if shared.config.mode == ConnectMode::AlwaysOn {
             let mut inner = shared.lock();
@@ -116,6 +120,13 @@ impl Hub {
             drop(inner);
         }
         Ok(Self { shared })
+    }
+
+    /// Listens to the camera's audio from now on. It does not start or keep the source
+    /// running: a video subscription does (audio goes with a live stream). A listener that
+    /// falls more than [`AUDIO_QUEUE`] pieces behind skips to the newest.
+    pub fn subscribe_audio(&self) -> tokio::sync::broadcast::Receiver<Arc<AudioChunk>> {
+        self.shared.audio.subscribe()
     }
 
     /// Subscribes: the queue starts with the current GOP (an IDR first) when there is one, then
@@ -276,6 +287,8 @@ struct Shared {
     status: watch::Sender<HubStatus>,
     /// The SPS behind `HubStatus::video`, to parse only changes.
     last_sps: Mutex<bytes::Bytes>,
+    /// The camera's audio, to whoever listens (newest wins: a slow listener skips).
+    audio: tokio::sync::broadcast::Sender<Arc<AudioChunk>>,
 }
 
 struct Inner {
@@ -494,6 +507,15 @@ impl FrameSink for HubSink {
     fn publish(&self, au: AccessUnit) {
         if let Some(shared) = self.shared.upgrade() {
             shared.publish(self.epoch, au);
+        }
+    }
+
+    fn publish_audio(&self, chunk: AudioChunk) {
+        if let Some(shared) = self.shared.upgrade()
+            && shared.lock().epoch == self.epoch
+        {
+            // No listener is not an error.
+            let _ = shared.audio.send(Arc::new(chunk));
         }
     }
 

@@ -21,8 +21,8 @@
 //! - [`srtp`]: SRTP/SRTCP protect and unprotect (RFC 3711; AES-CM-128/256 + HMAC-SHA1-80, NULL).
 //! - [`rtcp`]: Sender Reports out, Receiver Reports and other compound packets in.
 //! - [`stats`]: per-stream counters and a latency histogram.
-//! - [`audio`]: audio RTP packets and the demo camera's tone (the Opus encoder and the audio
-//!   sender are runtime).
+//! - [`audio`]: audio RTP packets and G.711 (the Opus encoder, camera audio decoding,
+//!   resampling and the audio sender are runtime).
 //! - [`motion`]: a motion detector on small luma pictures (its thread, `motion::watch`, is
 //!   runtime).
 //!

@@ -206,11 +206,15 @@ impl CameraRuntime {
         Ok(shot.jpeg.to_vec())
     }
 
-    /// What the camera's audio comes from: the test pattern's beep; cameras' own audio is
-    /// not ingested yet.
+    /// What the camera's audio comes from: the test pattern's beep, or an RTSP camera's own
+    /// audio track through its main stream's hub (nothing is sent when it has none).
     pub(crate) fn audio_input(&self) -> Option<media::audio::sender::AudioInput> {
-        self.test_pattern
-            .then_some(media::audio::sender::AudioInput::Tone)
+        use media::audio::sender::AudioInput;
+        Some(if self.test_pattern {
+            AudioInput::Tone
+        } else {
+            AudioInput::Camera(self.media.main().clone())
+        })
     }
 
     /// The accessory id of the camera in its server's database.

@@ -164,6 +164,16 @@ impl RtspServer {
         self.url.replace("/main", "/stalls")
     }
 
+    /// The 640x360 stream with a 1 kHz sine audio track coded as `audio`: `aac` (AAC-LC
+    /// 16 kHz, mpeg4-generic), `pcmu` (G.711 µ-law 8 kHz) or `opus` (48 kHz).
+    pub fn av_url(&self, audio: &str) -> String {
+        assert!(
+            matches!(audio, "aac" | "pcmu" | "opus"),
+            "the fixture has no /av-{audio} path"
+        );
+        self.url.replace("/main", &format!("/av-{audio}"))
+    }
+
     /// The 1280x720 stream with two B-frames between reference pictures.
     pub fn bframes_url(&self) -> String {
         self.url.replace("/main", "/bframes")

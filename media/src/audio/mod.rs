@@ -1,4 +1,5 @@
-//! Camera audio out: PCM from a source (for now the demo camera's tone), encoded to Opus in
+//! Camera audio out: PCM from a source (the demo camera's tone, `source::tone`, or a camera's
+//! own track), encoded to Opus in
 //! process (libopus built from its bundled source and linked statically), one RTP packet per
 //! negotiated packet time, SRTP-protected, with RTCP Sender Reports on the audio session.
 //!
@@ -10,11 +11,15 @@
 //! RTP timestamps tick at the *negotiated* sample rate (16 or 24 kHz for the controllers' Opus, not
 //! RFC 7587's 48 kHz), and each packet lasts exactly the packet time.
 
+pub mod g711;
 pub mod rtp;
-pub mod tone;
 
 #[cfg(feature = "runtime")]
+pub mod decode;
+#[cfg(feature = "runtime")]
 pub mod opus;
+#[cfg(feature = "runtime")]
+pub mod resample;
 #[cfg(feature = "runtime")]
 pub mod sender;
 

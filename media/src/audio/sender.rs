@@ -1,5 +1,6 @@
 //! One audio stream: PCM from an [`AudioInput`], Opus-encoded, one RTP packet each packet time
-//! (paced by the clock, the RTP timestamp advancing by exactly one packet's samples), SRTP, and
+//! (paced by the clock for the tone, by the camera for a camera's audio; the RTP timestamp
+//! advancing by exactly one packet's samples), SRTP, and
 //! a Sender Report each RTCP interval whose NTP time and RTP timestamp come from the same wall
 //! clock the video's reports use, so a receiver can line the two up.
 //!
@@ -13,17 +14,34 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+use super::decode::CameraAudioDecoder;
 use super::opus::{OpusEncoder, OpusError};
+use super::resample::MonoResampler;
 use super::rtp::AudioPacketizer;
-use super::{samples_per_packet, tone};
+use super::samples_per_packet;
+use crate::hub::Hub;
 use crate::rtcp::{CNAME, NtpTimestamp, SenderInfo, SenderReport, sender_report_compound};
+use crate::source::tone;
 use crate::srtp::{SrtpContext, SrtpKeys};
 
 /// Where the samples come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum AudioInput {
-    /// The demo camera's beep (see [`tone`]).
+    /// The demo camera's beep (see [`tone`]), paced by the clock.
     Tone,
+    /// A camera's own audio track from its hub (G.711, L16 or AAC-LC), decoded, resampled to
+    /// the stream's rate and paced by the camera: a packet goes out as soon as the camera has
+    /// delivered its samples. A camera without a usable audio track sends nothing.
+    Camera(Hub),
+}
+
+impl std::fmt::Debug for AudioInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tone => f.write_str("Tone"),
+            Self::Camera(hub) => write!(f, "Camera({})", hub.name()),
+        }
+    }
 }
 
 /// An audio stream's parameters, in media's own terms.
@@ -131,6 +149,7 @@ pub fn start(
         socket,
         params,
         stats: stats.clone(),
+        packet: Vec::new(),
     };
     let task = tokio::spawn(sender.run(stop_rx));
     Ok(AudioHandle {
@@ -148,10 +167,19 @@ struct AudioSender {
     socket: Arc<UdpSocket>,
     params: AudioParams,
     stats: Arc<Mutex<AudioStats>>,
+    /// The RTP packet being written (kept to reuse its allocation).
+    packet: Vec<u8>,
 }
 
 impl AudioSender {
-    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    async fn run(self, stop: watch::Receiver<bool>) {
+        match self.input.clone() {
+            AudioInput::Tone => self.run_tone(stop).await,
+            AudioInput::Camera(hub) => self.run_camera(&hub, stop).await,
+        }
+    }
+
+    async fn run_tone(mut self, mut stop: watch::Receiver<bool>) {
         let ptime = Duration::from_millis(u64::from(self.params.packet_time_ms));
         let samples = samples_per_packet(self.params.sample_rate, self.params.packet_time_ms);
         // One clock for everything: packet k covers [wall0 + k·ptime, +ptime) and carries RTP
@@ -163,10 +191,8 @@ impl AudioSender {
         let mut pacer = tokio::time::interval_at(tokio::time::Instant::from_std(started), ptime);
         // A late tick sends its packet at once: the receiver's timeline has no gap.
         pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let mut reports = tokio::time::interval(self.params.rtcp_interval.max(MIN_RTCP_INTERVAL));
-        reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reports = self.report_timer();
         let mut pcm = vec![0i16; samples as usize];
-        let mut packet = Vec::new();
         let mut k: u32 = 0;
         loop {
             tokio::select! {
@@ -177,30 +203,109 @@ impl AudioSender {
                     }
                 }
                 _ = pacer.tick() => {
-                    let span = wall0 + ptime * k;
-                    match self.input {
-                        AudioInput::Tone => tone::fill(&mut pcm, self.params.sample_rate, span),
-                    }
+                    tone::fill(&mut pcm, self.params.sample_rate, wall0 + ptime * k);
                     k = k.wrapping_add(1);
-                    let t = Instant::now();
-                    let Ok(encoded) = self.encoder.encode(&pcm) else {
-                        continue;
+                    self.send_packet(&pcm, samples).await;
+                }
+                _ = reports.tick() => self.send_report(started, wall0).await,
+            }
+        }
+    }
+
+    async fn run_camera(mut self, hub: &Hub, mut stop: watch::Receiver<bool>) {
+        let samples = samples_per_packet(self.params.sample_rate, self.params.packet_time_ms);
+        let started = Instant::now();
+        let wall0 = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut reports = self.report_timer();
+        let mut audio = hub.subscribe_audio();
+        // Audio comes with the main stream; keep it connected while audio streams (the video
+        // may come from the substream). Its pictures are not read: the hub drops them.
+        let _keep_connected = hub.subscribe().ok();
+        let mut decoder: Option<(CameraAudioDecoder, MonoResampler)> = None;
+        let mut refused = false;
+        let (mut decoded, mut ready) = (Vec::new(), Vec::new());
+        let mut pcm = vec![0i16; samples as usize];
+        loop {
+            tokio::select! {
+                biased;
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+                chunk = audio.recv() => {
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        // Fell behind: the skipped audio is lost, the timeline goes on.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     };
-                    self.packetizer.packetize(encoded, samples, &mut packet);
-                    let encode_time = t.elapsed();
-                    let sent = match self.srtp.protect_rtp(&packet) {
-                        Ok(wire) => self.socket.send_to(&wire, self.params.destination).await.is_ok(),
-                        Err(_) => false,
-                    };
-                    if let Ok(mut s) = self.stats.lock() {
-                        s.packets = self.packetizer.packet_count();
-                        s.octets = self.packetizer.payload_octets();
-                        s.send_errors += u64::from(!sent);
-                        s.encode_time += encode_time;
+                    if decoder.as_ref().is_none_or(|(d, _)| !d.fits(&chunk)) {
+                        let made = CameraAudioDecoder::new(&chunk).map_err(|e| e.to_string()).and_then(|d| {
+                            let r = MonoResampler::new(d.sample_rate(), self.params.sample_rate)
+                                .map_err(|e| e.to_string())?;
+                            Ok((d, r))
+                        });
+                        match made {
+                            Ok(made) => decoder = Some(made),
+                            Err(e) => {
+                                if !refused {
+                                    refused = true;
+                                    tracing::warn!(camera = %hub.name(), error = %e, "camera audio cannot be decoded; sending none");
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                    let Some((d, r)) = decoder.as_mut() else { continue };
+                    decoded.clear();
+                    d.decode(&chunk, &mut decoded);
+                    r.push(&decoded, &mut ready);
+                    let n = samples as usize;
+                    while ready.len() >= n {
+                        for (dst, &src) in pcm.iter_mut().zip(&ready[..n]) {
+                            *dst = (src.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16;
+                        }
+                        ready.drain(..n);
+                        self.send_packet(&pcm, samples).await;
                     }
                 }
                 _ = reports.tick() => self.send_report(started, wall0).await,
             }
+        }
+    }
+
+    fn report_timer(&self) -> tokio::time::Interval {
+        let mut reports = tokio::time::interval(self.params.rtcp_interval.max(MIN_RTCP_INTERVAL));
+        reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reports
+    }
+
+    /// Encodes one packet's samples and sends it.
+    async fn send_packet(&mut self, pcm: &[i16], samples: u32) {
+        let t = Instant::now();
+        let Ok(encoded) = self.encoder.encode(pcm) else {
+            return;
+        };
+        let mut packet = std::mem::take(&mut self.packet);
+        self.packetizer.packetize(encoded, samples, &mut packet);
+        let encode_time = t.elapsed();
+        let sent = match self.srtp.protect_rtp(&packet) {
+            Ok(wire) => self
+                .socket
+                .send_to(&wire, self.params.destination)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        self.packet = packet;
+        if let Ok(mut s) = self.stats.lock() {
+            s.packets = self.packetizer.packet_count();
+            s.octets = self.packetizer.payload_octets();
+            s.send_errors += u64::from(!sent);
+            s.encode_time += encode_time;
         }
     }
 

@@ -5,9 +5,10 @@
 
 pub mod rtsp;
 pub mod test_pattern;
+pub mod tone;
 
 use crate::error::Error;
-use crate::frame::{AccessUnit, SourceState};
+use crate::frame::{AccessUnit, AudioChunk, SourceState};
 
 pub use rtsp::{RtspConfig, RtspTransport};
 pub use test_pattern::{TestPattern, TestPatternConfig};
@@ -26,6 +27,10 @@ pub enum SourceConfig {
 pub trait FrameSink: Send + Sync + 'static {
     /// A new picture.
     fn publish(&self, au: AccessUnit);
+    /// A new piece of the camera's audio (sources without audio never call it).
+    fn publish_audio(&self, chunk: AudioChunk) {
+        let _ = chunk;
+    }
     /// The source changed state; `error` is the reason for a `Reconnecting` state.
     fn set_state(&self, state: SourceState, error: Option<Error>);
 }

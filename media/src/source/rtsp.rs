@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{FutureExt as _, StreamExt};
 use retina::client::{
-    Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
-    Transport, UdpTransportOptions,
+    Credentials, InitialTimestampPolicy, PlayOptions, Session, SessionOptions, SetupOptions,
+    TcpTransportOptions, Transport, UdpTransportOptions,
 };
-use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, VideoFrame};
+use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, ParametersRef, VideoFrame};
 
 use super::FrameSink;
 use crate::error::{Error, ErrorKind, redact_url};
-use crate::frame::{AccessUnit, ParameterSets, SourceState};
+use crate::frame::{AccessUnit, AudioChunk, AudioCoding, ParameterSets, SourceState};
 use crate::h264::{NalType, avcc_nals, nal_type};
 
 /// How RTP reaches us.
@@ -145,7 +145,7 @@ async fn play(
         .iter()
         .position(|s| s.media() == "video" && s.encoding_name().eq_ignore_ascii_case("h264"))
         .ok_or_else(|| err(ErrorKind::NoVideo, &"no video/h264 stream in the SDP"))?;
-    let transport = match config.transport {
+    let transport = || match config.transport {
         RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
         RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
     };
@@ -154,14 +154,35 @@ async fn play(
         parameter_set_insertion: ParameterSetInsertion::EachKeyFrame,
         ..FrameFormat::MP4
     };
-    let setup = SetupOptions::default()
-        .transport(transport)
-        .frame_format(format);
-    tokio::time::timeout(limit, session.setup(stream_i, setup))
+    let setup = || {
+        SetupOptions::default()
+            .transport(transport())
+            .frame_format(format)
+    };
+    tokio::time::timeout(limit, session.setup(stream_i, setup()))
         .await
         .map_err(|_| err(ErrorKind::Connect, &timed_out("SETUP")))?
         .map_err(|e| err(ErrorKind::Connect, &e))?;
-    let playing = tokio::time::timeout(limit, session.play(PlayOptions::default()))
+    // The camera's audio, when it has a track we can decode; a camera without one (or with
+    // another codec) streams its video alone.
+    let audio = match audio_track(&session) {
+        Ok(Some((i, coding, rate, channels))) => {
+            tokio::time::timeout(limit, session.setup(i, setup()))
+                .await
+                .map_err(|_| err(ErrorKind::Connect, &timed_out("SETUP (audio)")))?
+                .map_err(|e| err(ErrorKind::Connect, &e))?;
+            tracing::info!(camera = %name, codec = ?coding_name(&coding), rate, channels, "RTSP audio");
+            Some((i, coding, rate, channels))
+        }
+        Ok(None) => None,
+        Err(why) => {
+            tracing::info!(camera = %name, "RTSP audio not used: {why}");
+            None
+        }
+    };
+    // Two streams: their RTP clocks may start anywhere (some cameras send no rtptime).
+    let play = PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive);
+    let playing = tokio::time::timeout(limit, session.play(play))
         .await
         .map_err(|_| err(ErrorKind::Connect, &timed_out("PLAY")))?
         .map_err(|e| err(ErrorKind::Connect, &e))?;
@@ -187,6 +208,21 @@ async fn play(
             None => return Err(err(ErrorKind::Ended, &"the server ended the session")),
             Some(Err(e)) => return Err(err(ErrorKind::Stream, &e)),
             Some(Ok(CodecItem::VideoFrame(frame))) => frame,
+            Some(Ok(CodecItem::AudioFrame(frame))) => {
+                if let Some((i, coding, rate, channels)) = &audio
+                    && frame.stream_id() == *i
+                {
+                    sink.publish_audio(AudioChunk {
+                        coding: coding.clone(),
+                        sample_rate: *rate,
+                        channels: *channels,
+                        data: Bytes::copy_from_slice(frame.data()),
+                        timestamp: frame.timestamp().elapsed(),
+                        received_at: Instant::now(),
+                    });
+                }
+                continue;
+            }
             Some(Ok(_)) => continue,
         };
         if frame.loss() > 0 {
@@ -200,6 +236,53 @@ async fn play(
             sink.publish(au);
             stall_at = tokio::time::Instant::now() + config.stall_timeout;
         }
+    }
+}
+
+/// The first audio track the audio decoder takes: (stream index, coding, sample rate,
+/// channels); `Ok(None)` without an audio track, `Err` naming an audio track we cannot use.
+fn audio_track(
+    session: &Session<retina::client::Described>,
+) -> Result<Option<(usize, AudioCoding, u32, u16)>, String> {
+    let mut unusable = None;
+    for (i, stream) in session.streams().iter().enumerate() {
+        if stream.media() != "audio" {
+            continue;
+        }
+        let encoding = stream.encoding_name().to_ascii_lowercase();
+        let Some(ParametersRef::Audio(params)) = stream.parameters() else {
+            unusable = Some(format!("{encoding}: not depacketized by the RTSP client"));
+            continue;
+        };
+        let coding = match encoding.as_str() {
+            "pcmu" => AudioCoding::Pcmu,
+            "pcma" => AudioCoding::Pcma,
+            "l16" => AudioCoding::L16,
+            "mpeg4-generic" => AudioCoding::Aac {
+                config: Bytes::copy_from_slice(params.extra_data()),
+            },
+            other => {
+                unusable = Some(format!("{other}: no decoder"));
+                continue;
+            }
+        };
+        return Ok(Some((
+            i,
+            coding,
+            params.clock_rate(),
+            params.channels().get(),
+        )));
+    }
+    unusable.map_or(Ok(None), Err)
+}
+
+/// A short name for logs.
+fn coding_name(coding: &AudioCoding) -> &'static str {
+    match coding {
+        AudioCoding::Pcmu => "PCMU",
+        AudioCoding::Pcma => "PCMA",
+        AudioCoding::L16 => "L16",
+        AudioCoding::Aac { .. } => "AAC",
     }
 }
 

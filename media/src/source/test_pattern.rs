@@ -270,8 +270,8 @@ fn draw(pic: &mut [u8], config: &TestPatternConfig, n: u64, now: SystemTime) {
         draw_glyph(y_plane, w, h, scale + i * glyph_w, scale, scale, c);
     }
     // The flash: a white square at the top right while the demo camera's beep sounds (the same
-    // wall-clock window, `audio::tone`), so audio/video sync can be measured at a receiver.
-    if crate::audio::tone::beeping(since) {
+    // wall-clock window, `source::tone`), so audio/video sync can be measured at a receiver.
+    if super::tone::beeping(since) {
         let side = (h / 8).max(8).min(w);
         fill_rect(y_plane, w, w - side, 0, side, side, 235);
     }
