@@ -182,6 +182,7 @@ async fn start_audio(
         rtcp_interval: Duration::from_millis(500),
         initial_sequence: rng.random(),
         initial_timestamp: rng.random(),
+        mute: Arc::default(),
     };
     eprintln!(
         "hap-bridge stream: audio -> {dest} (Opus {} Hz, {} ms packets)",

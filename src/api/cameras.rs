@@ -213,4 +213,4 @@ fn invalid(message: &str) -> Response {
 }
 
 /// Fields `GET` shows that a client cannot set (ignored in `POST` and `PUT` bodies).
-const READ_ONLY: &[&str] = &["origin", "aid", "setup_code", "setup_uri"];
+const READ_ONLY: &[&str] = &["origin", "aid", "setup_code", "setup_uri", "motion"];

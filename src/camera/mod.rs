@@ -56,6 +56,8 @@ pub(crate) struct Placement {
     pub(crate) aid: u64,
     /// One entry per Camera RTP Stream Management service.
     pub(crate) streams: Vec<StreamChars>,
+    /// The Microphone service's Mute.
+    pub(crate) mute: Option<CharId>,
 }
 
 impl Placement {
@@ -83,7 +85,16 @@ impl Placement {
                 })
             })
             .collect();
-        Self { aid, streams }
+        let mute = db
+            .accessories()
+            .iter()
+            .filter(|a| a.aid == aid)
+            .flat_map(|a| a.services.iter())
+            .filter(|s| s.ty == apple(services::MICROPHONE))
+            .flat_map(|s| s.characteristics.iter())
+            .find(|c| c.ty == apple(services::MUTE))
+            .map(|c| CharId::new(aid, c.iid));
+        Self { aid, streams, mute }
     }
 }
 
@@ -99,6 +110,8 @@ enum CharKind {
     Selected,
     Setup,
     Active,
+    /// The Microphone's Mute (the camera's, not one slot's).
+    Mute,
 }
 
 impl Routes {
@@ -120,6 +133,11 @@ impl Routes {
                         .by_char
                         .insert(active, (cam.clone(), i, CharKind::Active));
                 }
+            }
+            if let Some(mute) = cam.placement.mute {
+                routes
+                    .by_char
+                    .insert(mute, (cam.clone(), 0, CharKind::Mute));
             }
         }
         routes
@@ -149,6 +167,17 @@ impl Routes {
         origin: &RequestOrigin,
     ) -> Option<WriteResult> {
         let (cam, index, kind) = self.by_char.get(&request.id)?;
+        if *kind == CharKind::Mute {
+            // Every audio stream of the camera sends silence while muted (its timeline goes
+            // on); the value is stored as written.
+            return Some(match request.value {
+                hap_proto::db::Value::Bool(muted) => {
+                    cam.muted.store(*muted, Ordering::Relaxed);
+                    WriteResult::Store
+                }
+                _ => WriteResult::Fail(HapStatus::INVALID_VALUE),
+            });
+        }
         let slot = cam.slots.get(*index)?;
         Some(match (kind, request.value) {
             (CharKind::Setup, hap_proto::db::Value::Tlv8(bytes)) => {
@@ -182,6 +211,8 @@ pub(crate) struct CameraRuntime {
     motion: Mutex<Option<motion::MotionRuntime>>,
     /// The camera is the built-in test pattern (which has sound).
     test_pattern: bool,
+    /// The Microphone's Mute: audio streams send silence while it is set.
+    pub(crate) muted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl CameraRuntime {
@@ -453,6 +484,9 @@ impl CameraManager {
             transcode: cam.transcode,
             motion: Mutex::new(motion),
             test_pattern: cam.source == Source::TestPattern,
+            muted: previous
+                .as_ref()
+                .map_or_else(Default::default, |p| p.muted.clone()),
         });
         let old = self.lock_cameras().insert(cam.id.clone(), runtime.clone());
         if let Some(old) = old {

@@ -224,6 +224,7 @@ pub(crate) fn audio_params(
         rtcp_interval: rtcp_interval(audio.rtp.min_rtcp_interval),
         initial_sequence,
         initial_timestamp,
+        mute: std::sync::Arc::default(),
     })
 }
 

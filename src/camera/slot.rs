@@ -295,7 +295,10 @@ impl Slot {
         ) {
             (Some(asked), Some(endpoint), Some(input)) => {
                 match negotiate::audio_params(endpoint, asked, rng.random(), rng.random()) {
-                    Ok(p) => Some((input, p)),
+                    Ok(mut p) => {
+                        p.mute = cam.muted.clone();
+                        Some((input, p))
+                    }
                     Err(e) => {
                         tracing::info!(camera = %cam.id, peer = %origin.peer, error = %e, "stream without audio");
                         None

@@ -173,13 +173,23 @@ fn a_hap_stream_of_the_demo_camera_carries_its_beep_decoded_by_ffmpeg() {
     let bridge = Bridge::start_in(&tmp.0, None);
     let (mut c, _, _, aid) = crate::camera::connect(&bridge, "Demo Camera");
     let services = stream_services(&mut c, aid);
-    for (n, (rate, code, ptime)) in [
-        (16_000u32, AudioSampleRate::KHZ_16, 20u8),
-        (24_000, AudioSampleRate::KHZ_24, 60),
+    let (_, db) = c.json("GET", "/accessories", None);
+    let (_, mute) = crate::controller::find_char(&db, aid, "112", "11A").expect("Microphone Mute");
+    for (n, (rate, code, ptime, muted)) in [
+        (16_000u32, AudioSampleRate::KHZ_16, 20u8, false),
+        (24_000, AudioSampleRate::KHZ_24, 60, false),
+        // The Microphone's Mute: the stream goes on, silent.
+        (24_000, AudioSampleRate::KHZ_24, 20, true),
     ]
     .into_iter()
     .enumerate()
     {
+        let (status, body) = c.json(
+            "PUT",
+            "/characteristics",
+            Some(&serde_json::json!({"characteristics": [{"aid": aid, "iid": mute, "value": muted}]})),
+        );
+        assert_eq!(status, 204, "{body}");
         let session = [0x40 + n as u8; 16];
         let video = Receiver::start();
         let audio_port = UdpSocket::bind("127.0.0.1:0")
@@ -190,9 +200,9 @@ fn a_hap_stream_of_the_demo_camera_carries_its_beep_decoded_by_ffmpeg() {
         let resp = setup_with_audio(&mut c, &services[0], session, video.port, audio_port);
         assert_eq!(resp.status, SetupStatus::SUCCESS);
         let audio_ssrc = resp.audio_ssrc.expect("an audio SSRC");
-        let sdp = tmp.0.join(format!("hap-audio-{rate}.sdp"));
+        let sdp = tmp.0.join(format!("hap-audio-{n}.sdp"));
         write_sdp(&sdp, audio_port, rate);
-        let pcm = tmp.0.join(format!("hap-audio-{rate}.s16"));
+        let pcm = tmp.0.join(format!("hap-audio-{n}.s16"));
         let ffmpeg = ffmpeg_decoder(&sdp, &pcm);
         std::thread::sleep(Duration::from_millis(500));
         let _ping = RtcpPinger::start(accessory_addr(&resp));
@@ -209,6 +219,17 @@ fn a_hap_stream_of_the_demo_camera_carries_its_beep_decoded_by_ffmpeg() {
         assert_eq!(code, 204, "{body}");
         let log = stop_ffmpeg(ffmpeg, &tmp.0);
         let samples = read_pcm(&pcm);
+        if muted {
+            let loudest = samples.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+            println!("HAP muted: {} samples, loudest {loudest}", samples.len());
+            assert!(
+                samples.len() as f64 >= RUN.as_secs_f64() * f64::from(DECODE_RATE) * 0.9,
+                "muted: the stream stopped ({} samples)\n{log}",
+                samples.len()
+            );
+            assert!(loudest < 300, "muted, yet a sample of {loudest}");
+            continue;
+        }
         let beeps = beeps(&samples, DECODE_RATE);
         println!("HAP {rate} Hz {ptime} ms (SSRC {audio_ssrc:#x}): beeps {beeps:?}");
         check_beeps(

@@ -8,6 +8,7 @@
 //! (one port for both, as the controller set up), where the video session reads it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +68,8 @@ pub struct AudioParams {
     pub initial_sequence: u16,
     /// Random initial RTP timestamp.
     pub initial_timestamp: u32,
+    /// While set, silence is sent in place of the input (the timeline goes on).
+    pub mute: Arc<AtomicBool>,
 }
 
 /// Why an audio stream could not start.
@@ -286,6 +289,13 @@ impl AudioSender {
     /// Encodes one packet's samples and sends it.
     async fn send_packet(&mut self, pcm: &[i16], samples: u32) {
         let t = Instant::now();
+        let silence;
+        let pcm = if self.params.mute.load(Ordering::Relaxed) {
+            silence = vec![0i16; pcm.len()];
+            &silence[..]
+        } else {
+            pcm
+        };
         let Ok(encoded) = self.encoder.encode(pcm) else {
             return;
         };
